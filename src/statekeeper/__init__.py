@@ -1,0 +1,108 @@
+"""statekeeper: crash-safe persistence for AI-agent workflow state on SQLite and PostgreSQL.
+
+The manager and the DTOs load on first use (PEP 562), so `statekeeper --help` and importing
+the enums or errors do not pay for SQLAlchemy, Alembic and pydantic.
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from statekeeper.enums import ChatRole, InstanceStatus, SessionStatus
+from statekeeper.errors import (
+    ImportFailed,
+    InvalidInput,
+    InvalidTransition,
+    MigrationError,
+    SchemaOutOfDate,
+    SessionCompleted,
+    SessionNotFound,
+    StateError,
+    StorageBusy,
+    StorageError,
+    VersionConflict,
+)
+
+if TYPE_CHECKING:
+    from statekeeper.manager import StateManager
+    from statekeeper.schemas import (
+        ChatMessage,
+        CostTrend,
+        Event,
+        ImportStats,
+        IntegrityReport,
+        MigrationRecord,
+        PhaseCompletion,
+        PhaseResult,
+        SearchHit,
+        Session,
+        SessionStatistics,
+        SessionSummary,
+        ValidationReport,
+        WorkflowContext,
+        WorktreeInstance,
+        WorktreeSession,
+    )
+
+_LAZY = {
+    "StateManager": "statekeeper.manager",
+    "CostTrend": "statekeeper.schemas",
+    "WorktreeSession": "statekeeper.schemas",
+    "WorktreeInstance": "statekeeper.schemas",
+    "ValidationReport": "statekeeper.schemas",
+    "SearchHit": "statekeeper.schemas",
+    "ImportStats": "statekeeper.schemas",
+    "ChatMessage": "statekeeper.schemas",
+    "Event": "statekeeper.schemas",
+    "IntegrityReport": "statekeeper.schemas",
+    "MigrationRecord": "statekeeper.schemas",
+    "PhaseCompletion": "statekeeper.schemas",
+    "PhaseResult": "statekeeper.schemas",
+    "Session": "statekeeper.schemas",
+    "SessionStatistics": "statekeeper.schemas",
+    "SessionSummary": "statekeeper.schemas",
+    "WorkflowContext": "statekeeper.schemas",
+}
+
+__all__ = [
+    "ChatMessage",
+    "ChatRole",
+    "CostTrend",
+    "Event",
+    "ImportFailed",
+    "ImportStats",
+    "InstanceStatus",
+    "IntegrityReport",
+    "InvalidInput",
+    "InvalidTransition",
+    "MigrationError",
+    "MigrationRecord",
+    "PhaseCompletion",
+    "PhaseResult",
+    "SchemaOutOfDate",
+    "SearchHit",
+    "Session",
+    "SessionCompleted",
+    "SessionNotFound",
+    "SessionStatistics",
+    "SessionStatus",
+    "SessionSummary",
+    "StateError",
+    "StateManager",
+    "StorageBusy",
+    "StorageError",
+    "ValidationReport",
+    "VersionConflict",
+    "WorkflowContext",
+    "WorktreeInstance",
+    "WorktreeSession",
+]
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """Import the manager and DTOs when first asked for."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'statekeeper' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,24 @@
+"""How commands reach the store named by --url, else $STATEKEEPER_URL, else the default file."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    import typer
+
+    from statekeeper.manager import StateManager
+
+__all__ = ["open_manager", "store_url"]
+
+
+def store_url(ctx: typer.Context) -> str | None:
+    """The --url given to the root command (None lets the library resolve it)."""
+    return cast("str | None", ctx.find_root().obj)
+
+
+def open_manager(ctx: typer.Context, *, auto_migrate: bool = True) -> StateManager:
+    """A StateManager on the store; use it as a context manager so it is closed."""
+    from statekeeper.manager import StateManager
+
+    return StateManager(store_url(ctx), auto_migrate=auto_migrate)

@@ -1,0 +1,148 @@
+"""Where the store lives and how to connect: URL resolution, engine options, SQLite pragmas."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from platformdirs import user_data_path
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from statekeeper.errors import InvalidInput
+from statekeeper.values import serialize_json
+
+__all__ = ["ENV_URL", "WRITE_OPTION", "Settings", "create_engine", "default_url", "resolve_url"]
+
+ENV_URL = "STATEKEEPER_URL"
+WRITE_OPTION = "statekeeper_write"
+"""Execution option marking a unit of work that writes: on SQLite it begins IMMEDIATE."""
+
+Synchronous = Literal["normal", "full"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Connection settings beyond the URL; the defaults suit an embedded single-user store."""
+
+    synchronous: Synchronous = "normal"
+    busy_timeout_ms: int = 5_000
+    engine_options: dict[str, Any] = field(default_factory=dict)
+
+
+def default_url() -> URL:
+    """SQLite file `state.db` in the user data directory (created on first use)."""
+    return _sqlite_url(user_data_path("statekeeper", appauthor=False) / "state.db")
+
+
+def _sqlite_url(path: Path) -> URL:
+    return URL.create("sqlite+pysqlite", database=str(path))
+
+
+def resolve_url(url: str | os.PathLike[str] | URL | None = None) -> URL:
+    """The argument, else $STATEKEEPER_URL, else the default file; a bare path means SQLite.
+
+    A plain `postgresql://` URL selects psycopg 3.
+    """
+    if url is None:
+        url = os.environ.get(ENV_URL) or None
+    if url is None:
+        return default_url()
+    if isinstance(url, URL):
+        parsed = url
+    elif isinstance(url, os.PathLike) or "://" not in str(url):
+        text = os.fspath(url)
+        if not text:
+            raise InvalidInput("url", "empty")
+        return _sqlite_url(Path(text).expanduser())
+    else:
+        try:
+            parsed = make_url(str(url))
+        except sa.exc.ArgumentError as exc:
+            raise InvalidInput("url", str(exc)) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+pysqlite")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InvalidInput("url", f"unsupported database {parsed.get_backend_name()!r}")
+    return parsed
+
+
+def is_memory(url: URL) -> bool:
+    """Whether a SQLite URL names a private in-memory database."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def create_engine(url: URL, settings: Settings | None = None) -> Engine:
+    """An Engine with statekeeper's connection setup; a new SQLite file is created 0600."""
+    settings = settings or Settings()
+    # Values checked by dump_json arrive serialized: the engine must not dump them again.
+    options: dict[str, Any] = {"json_serializer": serialize_json}
+    if url.get_backend_name() == "sqlite":
+        if is_memory(url):
+            options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+        else:
+            _create_private_file(Path(str(url.database)))
+        options.update(settings.engine_options)
+        engine = sa.create_engine(url, **options)
+        _install_sqlite_hooks(engine, settings)
+        return engine
+    options.update(pool_pre_ping=True)
+    options.update(settings.engine_options)
+    return sa.create_engine(url, **options)
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file readable by its owner only, before SQLite opens it."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def _install_sqlite_hooks(engine: Engine, settings: Settings) -> None:
+    """Per-connection pragmas and our own BEGIN, so every pooled connection is set up alike."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" hook emit BEGIN itself (pysqlite's own is deferred-only).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # Readers never block the writer and the writer never blocks readers.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # SQLite ignores REFERENCES unless told, per connection; cascades depend on it.
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # NORMAL in WAL mode cannot corrupt; FULL also survives power loss of the last commit.
+            cursor.execute(f"PRAGMA synchronous={settings.synchronous.upper()}")
+            # Wait for another writer's lock instead of failing at once with "database is locked".
+            cursor.execute(f"PRAGMA busy_timeout={int(settings.busy_timeout_ms)}")
+            # Sorting and temporary indexes stay in memory; nothing sensitive goes to /tmp.
+            cursor.execute("PRAGMA temp_store=MEMORY")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        # Writers take the write lock up front, so two writers queue instead of one failing
+        # mid-transaction when it upgrades a read lock (SQLITE_BUSY_SNAPSHOT).
+        options = connection.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return  # maintenance (VACUUM) must run outside any transaction
+        # Straight to the driver: BEGIN needs none of SQLAlchemy's statement handling. Its
+        # errors are wrapped as SQLAlchemy's would be, so retries and translation see them.
+        statement = "BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN"
+        try:
+            connection.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            raise sa.exc.OperationalError(statement, None, exc) from exc

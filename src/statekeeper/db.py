@@ -1,0 +1,149 @@
+"""The unit of work: one database transaction per public call, retried when transient.
+
+Services run on a Core Connection (no ORM unit of work: statements are prebuilt and the
+rows come back as plain Rows). Connections are scoped per thread or task and per
+`transaction()` block (a ContextVar), so every call made inside a block joins that block's
+transaction. This is also the one place where SQLAlchemy and driver errors become StateErrors.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from statekeeper.config import WRITE_OPTION
+from statekeeper.errors import InvalidInput, StateError, StorageBusy, StorageError
+
+__all__ = ["Database", "RetryPolicy", "is_transient", "translate_error"]
+
+T = TypeVar("T")
+
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+_PG_TRANSIENT = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock timeout
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter for transient failures."""
+
+    attempts: int = 6
+    base_delay: float = 0.02
+    max_delay: float = 1.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to sleep before retry number `attempt` (0-based)."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))  # noqa: S311
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Lock contention or a serialization conflict: the same transaction may succeed later."""
+    orig = getattr(exc, "orig", exc)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    if "database is locked" in str(orig) or "database table is locked" in str(orig):
+        return True
+    return getattr(orig, "sqlstate", None) in _PG_TRANSIENT
+
+
+def translate_error(exc: sa.exc.SQLAlchemyError) -> StateError:
+    """The StateError a caller sees for a database failure."""
+    orig = getattr(exc, "orig", None) or exc
+    message = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    if is_transient(exc):
+        return StorageBusy(f"database stayed busy after retries: {message}")
+    if isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError):
+        return InvalidInput("value", message)
+    return StorageError(f"{type(orig).__name__}: {message}")
+
+
+class Database:
+    """An Engine plus the connection scope and unit of work of one StateManager."""
+
+    def __init__(self, engine: Engine, retry: RetryPolicy | None = None) -> None:
+        self.engine = engine
+        self.retry = retry or RetryPolicy()
+        # Views of the one engine (same pool) that tag their connections as writers or not,
+        # prebuilt so a unit of work sets no options per call.
+        self._engines = {
+            True: engine.execution_options(**{WRITE_OPTION: True}),
+            False: engine.execution_options(**{WRITE_OPTION: False}),
+        }
+        self._scope: ContextVar[Connection | None] = ContextVar(
+            f"statekeeper_scope_{id(self)}", default=None
+        )
+
+    @property
+    def dialect(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return self.engine.dialect.name
+
+    def run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
+        """Run `fn` in its own transaction (or the enclosing `transaction()` block's)."""
+        scoped = self._scope.get()
+        if scoped is not None:
+            return self._run_in_block(scoped, fn, write=write)
+        for attempt in range(self.retry.attempts):
+            try:
+                with self._engines[write].connect() as connection, connection.begin():
+                    return fn(connection)
+            except sa.exc.SQLAlchemyError as exc:
+                if is_transient(exc) and attempt + 1 < self.retry.attempts:
+                    time.sleep(self.retry.delay(attempt))
+                    continue
+                raise translate_error(exc) from exc
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _run_in_block(
+        self, connection: Connection, fn: Callable[[Connection], T], *, write: bool
+    ) -> T:
+        """Inside a block a rejected call is undone through a savepoint; the block goes on."""
+        try:
+            if not write:
+                return fn(connection)
+            with connection.begin_nested():
+                return fn(connection)
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group every call made in the block, in this thread or task, into one transaction."""
+        if self._scope.get() is not None:
+            yield
+            return
+        try:
+            connection = self._engines[True].connect()
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc) from exc
+        token = self._scope.set(connection)
+        try:
+            try:
+                with connection.begin():
+                    yield
+            except sa.exc.SQLAlchemyError as exc:
+                raise translate_error(exc) from exc
+        finally:
+            self._scope.reset(token)
+            connection.close()
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A raw connection for maintenance statements, with errors translated."""
+        try:
+            with self.engine.connect() as connection:
+                yield connection
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc) from exc
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

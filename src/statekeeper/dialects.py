@@ -1,0 +1,145 @@
+"""The only dialect-specific SQL: upserts, UTC day truncation, maintenance statements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+__all__ = ["MAINTENANCE", "as_date", "upsert", "utc_day"]
+
+MAINTENANCE: Mapping[str, Mapping[str, tuple[str, ...]]] = {
+    "sqlite": {
+        "vacuum": ("VACUUM",),
+        "optimize": ("PRAGMA optimize=0x10002",),
+        "checkpoint": ("PRAGMA wal_checkpoint(TRUNCATE)",),
+    },
+    "postgresql": {
+        "vacuum": ("VACUUM (ANALYZE)",),
+        "optimize": ("ANALYZE",),
+        # The server checkpoints its own WAL; forcing one is an administrator's decision.
+        "checkpoint": (),
+    },
+}
+"""Statements per dialect and operation, run outside any transaction."""
+
+
+@cache
+def upsert(
+    dialect: str,
+    table: sa.Table,
+    keys: tuple[str, ...],
+    update: tuple[str, ...],
+    increment: str | None = None,
+) -> sa.Insert:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET the `update` columns (built once).
+
+    `increment` names a column that goes up by one on conflict (a version counter).
+    Executed with the row's column values as parameters.
+    """
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    statement = insert(table)
+    assignments: dict[str, Any] = {name: statement.excluded[name] for name in update}
+    if increment is not None:
+        assignments[increment] = table.c[increment] + 1
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=assignments)
+
+
+def utc_day(dialect: str, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The UTC calendar day of a timestamp column (SQLite stores naive UTC text)."""
+    if dialect == "sqlite":
+        return sa.func.date(column)
+    return sa.func.date(sa.func.timezone("UTC", column))
+
+
+def as_date(value: date | str) -> date:
+    """A day as returned by `utc_day`: a date on PostgreSQL, ISO text on SQLite."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+# Full-text search (objects created by revision 0002) ----------------------------------------
+
+# (source label, table, key column, text column, FTS5 table)
+_SEARCH_SOURCES = (
+    ("task", "sessions", "pk", "task", "search_task"),
+    ("chat", "chat_messages", "seq", "content", "search_chat"),
+    ("instance_output", "instances", "id", "output", "search_output"),
+)
+_PG_INDEXED_CHARS = 262_144  # must equal revision 0002, so the planner uses its GIN indexes
+
+
+def _owner(table: str) -> str:
+    return "id" if table == "sessions" else "session_id"
+
+
+def _pg_vector(column: str) -> str:
+    return f"to_tsvector('simple'::regconfig, left(coalesce({column}, ''), {_PG_INDEXED_CHARS}))"
+
+
+def search_statement(dialect: str, words: list[str], limit: int) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters ranking sessions that hold every word (in any source).
+
+    Only our own fixed fragments are formatted into the SQL; every word is a bound
+    parameter, matched as a literal term, never parsed as query syntax.
+    """
+    if dialect == "sqlite":
+        # A double-quoted FTS5 string is a literal phrase; \w+ words hold no quote.
+        params: dict[str, Any] = {f"w{i}": f'"{w}"' for i, w in enumerate(words)}
+        params["any"] = " OR ".join(params.values())
+        holds = [
+            " UNION ".join(
+                f"SELECT t.{_owner(table)} AS sid FROM {fts} JOIN {table} t "
+                f"ON t.{key} = {fts}.rowid WHERE {fts} MATCH :w{i}"
+                for _label, table, key, _column, fts in _SEARCH_SOURCES
+            )
+            for i in range(len(words))
+        ]
+        hits = " UNION ALL ".join(
+            f"SELECT t.{_owner(table)} AS session_id, '{label}' AS source, "
+            f"snippet({fts}, 0, '[', ']', '…', 16) AS snippet, -bm25({fts}) AS rank "
+            f"FROM {fts} JOIN {table} t ON t.{key} = {fts}.rowid "
+            f"WHERE {fts} MATCH :any AND t.{_owner(table)} IN (SELECT sid FROM matched)"
+            for label, table, key, _column, fts in _SEARCH_SOURCES
+        )
+        extra_ctes, snippet = "", "snippet"
+    else:
+        params = {f"w{i}": w for i, w in enumerate(words)}
+        holds = [
+            " UNION ".join(
+                f"SELECT {_owner(table)} AS sid FROM {table} "
+                f"WHERE {_pg_vector(column)} @@ plainto_tsquery('simple', :w{i})"
+                for _label, table, _key, column, _fts in _SEARCH_SOURCES
+            )
+            for i in range(len(words))
+        ]
+        hits = " UNION ALL ".join(
+            f"SELECT {_owner(table)} AS session_id, '{label}' AS source, "
+            f"left(coalesce({column}, ''), {_PG_INDEXED_CHARS}) AS body, "
+            f"ts_rank({_pg_vector(column)}, q.query) AS rank FROM {table}, q "
+            f"WHERE {_pg_vector(column)} @@ q.query "
+            f"AND {_owner(table)} IN (SELECT sid FROM matched)"
+            for label, table, _key, column, _fts in _SEARCH_SOURCES
+        )
+        any_word = " || ".join(f"plainto_tsquery('simple', :w{i})" for i in range(len(words)))
+        extra_ctes = f"q AS (SELECT {any_word} AS query), "
+        # Headlines are costly on long text: made for the one winning row per session only.
+        snippet = (
+            "ts_headline('simple', body, (SELECT query FROM q), "
+            "'StartSel=[, StopSel=], MaxWords=24, MinWords=8, MaxFragments=1')"
+        )
+    params["limit"] = limit
+    per_word = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(holds))
+    matched = " INTERSECT ".join(f"SELECT sid FROM w{i}" for i in range(len(words)))
+    sql = (
+        f"WITH {per_word}, matched AS ({matched}), {extra_ctes}hits AS ({hits}), "
+        "ranked AS (SELECT *, row_number() OVER "
+        "(PARTITION BY session_id ORDER BY rank DESC, source) AS n FROM hits) "
+        f"SELECT session_id, source, {snippet} AS snippet, rank FROM ranked "
+        "WHERE n = 1 ORDER BY rank DESC, session_id LIMIT :limit"
+    )
+    return sql, params

@@ -1,0 +1,85 @@
+"""The StateError hierarchy: every error statekeeper raises derives from StateError."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ImportFailed",
+    "InvalidInput",
+    "InvalidTransition",
+    "MigrationError",
+    "SchemaOutOfDate",
+    "SessionCompleted",
+    "SessionNotFound",
+    "StateError",
+    "StorageBusy",
+    "StorageError",
+    "VersionConflict",
+]
+
+
+class StateError(Exception):
+    """Base class of every error raised by statekeeper."""
+
+
+class SessionNotFound(StateError):
+    """An operation that changes a session named one that does not exist."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session not found: {session_id!r}")
+        self.session_id = session_id
+
+
+class SessionCompleted(StateError):
+    """The session is completed, which is final: it cannot be resumed or changed."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} is completed and cannot be changed")
+        self.session_id = session_id
+
+
+class InvalidTransition(StateError):
+    """A status change that the status rules forbid."""
+
+    def __init__(self, session_id: str, current: str, requested: str) -> None:
+        super().__init__(f"session {session_id!r} cannot move from {current!r} to {requested!r}")
+        self.session_id = session_id
+        self.current = current
+        self.requested = requested
+
+
+class InvalidInput(StateError):
+    """A bad value; `field` names the argument or attribute that was rejected."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"invalid {field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class VersionConflict(StateError):
+    """An optimistic-concurrency check failed: the stored version moved on."""
+
+    def __init__(self, what: str, expected: int | None, actual: int | None) -> None:
+        super().__init__(f"{what}: expected version {expected}, found {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class SchemaOutOfDate(StateError):
+    """The database schema is not at the revision this statekeeper expects."""
+
+
+class MigrationError(StateError):
+    """A schema migration failed; the database was left at its previous revision."""
+
+
+class StorageError(StateError):
+    """The database failed for a reason other than bad input (unreachable, full, corrupt)."""
+
+
+class StorageBusy(StorageError):
+    """The database stayed locked or kept failing transiently after every retry."""
+
+
+class ImportFailed(StateError):
+    """A file could not be imported; nothing from it was written."""

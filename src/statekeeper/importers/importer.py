@@ -1,0 +1,109 @@
+"""Import legacy session files: one file at a time, new sessions in batched transactions.
+
+A batch the database refuses (say, a chat message id another session already uses) is
+retried one session per transaction, so only the offending session is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from statekeeper.db import Database
+from statekeeper.errors import InvalidInput
+from statekeeper.importers import legacy, store
+from statekeeper.schemas import ImportStats, WorktreeSession
+from statekeeper.services import workspaces
+from statekeeper.values import utcnow
+
+__all__ = ["BATCH_SIZE", "Progress", "import_json"]
+
+BATCH_SIZE = 500
+"""Sessions per transaction: large enough to be fast, small enough to keep memory flat."""
+
+Progress = Callable[[int, int], None]
+"""Called with (files done, files in all), first with 0 done."""
+
+
+@dataclass
+class _Run:
+    """One import: where sessions go, what it did so far, and the ids it has seen."""
+
+    database: Database
+    workspace: str | None
+    stats: ImportStats = field(default_factory=ImportStats)
+    seen: set[str] = field(default_factory=set)
+
+    def owner(self, path: Path) -> store.Owner:
+        """The workspace of a file's sessions: the one given, else the file name's hash."""
+        workspace, key = self.workspace, legacy.workspace_key(path)
+        if workspace is not None:
+            return lambda db: workspaces.touch(db, workspace, utcnow())
+        if key is not None:
+            return lambda db: workspaces.touch_hashed(db, key, utcnow())
+        return lambda db: None
+
+    def import_file(self, path: Path) -> None:
+        """Import one file's valid sessions; record its errors (one entry if it is unreadable)."""
+        try:
+            document = legacy.read(path)
+        except legacy.LegacyFileError as exc:
+            self.stats.errors.append((str(path), exc.reason))
+            return
+        owner = self.owner(path)
+        batch: list[WorktreeSession] = []
+        for index, item in enumerate(document.items):
+            session = legacy.parse(item, index, check_surrogates=document.escapes_surrogates)
+            if isinstance(session, legacy.Rejected):
+                self.stats.errors.append((str(path), f"session {session.label}: {session.reason}"))
+            elif session.id in self.seen:
+                self.stats.skipped += 1
+            else:
+                self.seen.add(session.id)
+                batch.append(session)
+                if len(batch) == BATCH_SIZE:
+                    self.flush(path, batch, owner)
+                    batch = []
+        self.flush(path, batch, owner)
+
+    def flush(self, path: Path, batch: list[WorktreeSession], owner: store.Owner) -> None:
+        """Insert a batch in one transaction, or one session per transaction if it fails."""
+        if not batch:
+            return
+        try:
+            self.count(batch, self.insert(batch, owner))
+        except InvalidInput:
+            for session in batch:
+                try:
+                    self.count([session], self.insert([session], owner))
+                except InvalidInput as exc:
+                    self.stats.errors.append((str(path), f"session {session.id}: {exc}"))
+
+    def insert(self, batch: list[WorktreeSession], owner: store.Owner) -> int:
+        """Store the batch's new sessions in one transaction; returns how many were new."""
+        return self.database.run(lambda db: store.insert_new(db, batch, owner), write=True)
+
+    def count(self, batch: list[WorktreeSession], imported: int) -> None:
+        """Add a stored batch to the totals: what was not new was already there."""
+        self.stats.imported += imported
+        self.stats.skipped += len(batch) - imported
+
+
+def import_json(
+    database: Database,
+    path: Path,
+    *,
+    workspace: str | None = None,
+    progress: Progress | None = None,
+) -> ImportStats:
+    """Import a legacy file, or every `*.json` file directly inside a directory."""
+    paths = legacy.legacy_files(path)
+    run = _Run(database, workspace)
+    if progress is not None:
+        progress(0, len(paths))
+    for done, file in enumerate(paths, start=1):
+        run.import_file(file)
+        if progress is not None:
+            progress(done, len(paths))
+    return run.stats

@@ -1,0 +1,187 @@
+"""Schema migrations: the packaged Alembic chain, run under a lock so it runs once.
+
+Used by StateManager (auto_migrate), the `statekeeper db` commands and `alembic/env.py`
+alike, so all three reach the identical schema the identical way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy.engine import Engine
+
+from statekeeper.config import WRITE_OPTION
+from statekeeper.db import translate_error
+from statekeeper.errors import MigrationError, SchemaOutOfDate, StateError
+
+__all__ = [
+    "SCRIPT_LOCATION",
+    "RevisionInfo",
+    "current_revision",
+    "downgrade",
+    "ensure_schema",
+    "head_revision",
+    "include_object",
+    "migration_lock",
+    "revisions",
+    "upgrade",
+]
+
+SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
+# pg_advisory_xact_lock key: "statekeeper" folded into a signed 64-bit integer.
+_PG_LOCK_KEY = int.from_bytes(b"stkeeper", "big") - 2**63
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    """One revision of the packaged chain."""
+
+    revision: str
+    down_revision: str | None
+    description: str
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Leave the full-text search objects of revision 0002 out of autogenerate.
+
+    They are dialect-specific (FTS5 tables and their shadow tables, GIN expression indexes)
+    and have no model; everything else must match the models exactly.
+    """
+    return not (name or "").startswith("search_")
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """An Alembic Config for the packaged scripts, optionally bound to an open connection."""
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.attributes["connection"] = connection
+    return config
+
+
+@cache
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    """The newest revision this version of statekeeper knows."""
+    head = _script().get_current_head()
+    if head is None:
+        raise MigrationError("the packaged migration chain is empty")
+    return head
+
+
+def revisions() -> list[RevisionInfo]:
+    """Every revision of the chain, oldest first."""
+    return [
+        RevisionInfo(s.revision, _down(s.down_revision), s.doc or "")
+        for s in reversed(list(_script().walk_revisions()))
+    ]
+
+
+def _down(value: str | Sequence[str] | None) -> str | None:
+    return value if value is None or isinstance(value, str) else ",".join(value)
+
+
+def current_revision(connection: sa.Connection) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    heads = MigrationContext.configure(connection).get_current_heads()
+    if len(heads) > 1:
+        raise MigrationError(f"database has several heads: {', '.join(heads)}")
+    return heads[0] if heads else None
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[sa.Connection]:
+    """A connection inside a transaction that holds the migration lock.
+
+    SQLite: BEGIN IMMEDIATE is the lock, and foreign keys are off for the duration (batch
+    migrations drop and rebuild tables, which would cascade) and checked before commit.
+    PostgreSQL: a transaction-scoped advisory lock; its DDL is transactional too.
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        if sqlite:
+            # Must run outside a transaction, where SQLite ignores it; hence the raw driver.
+            driver.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        try:
+            connection.execution_options(**{WRITE_OPTION: True})
+            with connection.begin():
+                if sqlite:
+                    yield connection
+                    problems = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if problems:
+                        raise MigrationError(f"migration broke foreign keys: {problems[:5]}")
+                else:
+                    connection.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY}
+                    )
+                    yield connection
+        finally:
+            if sqlite:
+                driver.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+
+
+def _run(engine: Engine, direction: str, target: str) -> None:
+    try:
+        with migration_lock(engine) as connection:
+            if direction == "upgrade":
+                if target == "head" and current_revision(connection) == head_revision():
+                    return
+                command.upgrade(alembic_config(connection), target)
+            else:
+                command.downgrade(alembic_config(connection), target)
+    except StateError:
+        raise
+    except sa.exc.SQLAlchemyError as exc:
+        error = translate_error(exc)
+        raise MigrationError(f"{direction} to {target} failed, nothing changed: {error}") from exc
+    except CommandError as exc:
+        raise MigrationError(f"{direction} to {target} failed: {exc}") from exc
+
+
+def upgrade(engine: Engine, target: str = "head") -> None:
+    """Upgrade to `target` in one transaction; concurrent callers wait, then find it done."""
+    _run(engine, "upgrade", target)
+
+
+def downgrade(engine: Engine, target: str) -> None:
+    """Downgrade to `target` ("base" empties the database of statekeeper's tables)."""
+    _run(engine, "downgrade", target)
+
+
+def ensure_schema(engine: Engine, *, auto_migrate: bool) -> None:
+    """Bring the database to head, or refuse to use it and say how to fix it."""
+    head = head_revision()
+    try:
+        with engine.connect() as connection:
+            current = current_revision(connection)
+    except sa.exc.SQLAlchemyError as exc:
+        raise translate_error(exc) from exc
+    if current == head:
+        return
+    known = {info.revision for info in revisions()}
+    if current is not None and current not in known:
+        raise SchemaOutOfDate(
+            f"database is at revision {current}, which this statekeeper does not know "
+            f"(its newest is {head}): upgrade statekeeper"
+        )
+    if not auto_migrate:
+        raise SchemaOutOfDate(
+            f"database is at revision {current or '<empty>'}, expected {head}: run "
+            "`statekeeper db upgrade` or open with auto_migrate=True"
+        )
+    upgrade(engine, "head")

@@ -1,0 +1,67 @@
+"""The declarative Base, its naming convention, and the column types shared by all tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, Numeric
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+from statekeeper.values import MONEY_PLACES, MONEY_PRECISION
+
+__all__ = ["Base", "BigIntPK", "JsonValue", "Money", "UTCDateTime", "check_in"]
+
+# Named constraints: SQLite batch migrations can only alter what has a name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Root of every statekeeper model; its metadata is what Alembic compares against."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC at the API on both engines.
+
+    PostgreSQL stores timestamptz; SQLite stores naive UTC ISO text, which sorts correctly.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime reached the database layer")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Money = Numeric(MONEY_PRECISION, MONEY_PLACES, asdecimal=True)
+"""Exact USD amounts: NUMERIC(15, 8), read back as a Decimal with 8 places."""
+
+JsonValue = JSON().with_variant(JSONB(), "postgresql")
+"""Any JSON value; JSONB on PostgreSQL so notebooks can query into it."""
+
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+"""A 64-bit surrogate key; INTEGER on SQLite so it aliases the rowid and autoincrements."""
+
+
+def check_in(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK expression restricting a column to fixed literals (ours, never user input)."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"

@@ -1,0 +1,45 @@
+"""The event log: an append-only audit trail of what happened to sessions and agents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from statekeeper.models.base import Base, BigIntPK, JsonValue, UTCDateTime
+
+__all__ = ["EventRow", "MigrationRow"]
+
+
+class EventRow(Base):
+    """One event; `seq` orders the log exactly as it was appended."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_session_id_seq", "session_id", "seq"),
+        Index("ix_events_event_type_seq", "event_type", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    session_id: Mapped[str | None] = mapped_column(
+        String(255), ForeignKey("sessions.id", ondelete="CASCADE")
+    )
+    event_type: Mapped[str] = mapped_column(String(64))
+    actor_type: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[str] = mapped_column(String(255))
+    content: Mapped[str] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonValue)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MigrationRow(Base):
+    """When each schema revision was applied to this database (Alembic keeps only the head)."""
+
+    __tablename__ = "schema_migrations"
+
+    revision: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str] = mapped_column(Text)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)

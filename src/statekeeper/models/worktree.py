@@ -1,0 +1,72 @@
+"""The worktree aggregate: agent instances of a session and its chat messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from statekeeper.enums import ChatRole, InstanceStatus
+from statekeeper.models.base import Base, BigIntPK, UTCDateTime, check_in
+
+__all__ = ["ChatMessageRow", "InstanceRow"]
+
+
+class InstanceRow(Base):
+    """One agent working in its own git worktree for a session."""
+
+    __tablename__ = "instances"
+    __table_args__ = (
+        UniqueConstraint("session_id", "instance_number"),
+        CheckConstraint(check_in("status", tuple(InstanceStatus)), name="status"),
+        Index("ix_instances_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("sessions.id", ondelete="CASCADE")
+    )
+    instance_number: Mapped[int] = mapped_column(Integer)
+    worktree_path: Mapped[str] = mapped_column(Text)
+    branch: Mapped[str] = mapped_column(Text)
+    agent_name: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    tmux_session_id: Mapped[str] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    files_changed: Mapped[int | None] = mapped_column(Integer)
+    lines_added: Mapped[int | None] = mapped_column(Integer)
+    lines_deleted: Mapped[int | None] = mapped_column(Integer)
+    runtime: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(255))
+    runtime_label: Mapped[str | None] = mapped_column(Text)
+
+
+class ChatMessageRow(Base):
+    """A chat message; `seq` orders messages exactly as they were inserted."""
+
+    __tablename__ = "chat_messages"
+    __table_args__ = (
+        CheckConstraint(check_in("role", tuple(ChatRole)), name="role"),
+        Index("ix_chat_messages_session_id_seq", "session_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(255), unique=True)
+    session_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("sessions.id", ondelete="CASCADE")
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    instance_number: Mapped[int | None] = mapped_column(Integer)

@@ -1,0 +1,46 @@
+"""Pydantic DTOs: the values the API returns and accepts. ORM rows never leave services."""
+
+from statekeeper.schemas.base import DTO, Money
+from statekeeper.schemas.reports import (
+    CostTrend,
+    Event,
+    IntegrityReport,
+    MigrationRecord,
+    SessionStatistics,
+)
+from statekeeper.schemas.sessions import (
+    PhaseCompletion,
+    PhaseResult,
+    Session,
+    SessionSummary,
+    WorkflowContext,
+)
+from statekeeper.schemas.worktree import (
+    ChatMessage,
+    ImportStats,
+    SearchHit,
+    ValidationReport,
+    WorktreeInstance,
+    WorktreeSession,
+)
+
+__all__ = [
+    "DTO",
+    "ChatMessage",
+    "CostTrend",
+    "Event",
+    "ImportStats",
+    "IntegrityReport",
+    "MigrationRecord",
+    "Money",
+    "PhaseCompletion",
+    "PhaseResult",
+    "SearchHit",
+    "Session",
+    "SessionStatistics",
+    "SessionSummary",
+    "ValidationReport",
+    "WorkflowContext",
+    "WorktreeInstance",
+    "WorktreeSession",
+]

@@ -1,0 +1,144 @@
+"""Keeping a store healthy: vacuum, optimize, checkpoint, integrity checks, backups."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from statekeeper.config import create_engine
+from statekeeper.dialects import MAINTENANCE
+from statekeeper.enums import SessionStatus
+from statekeeper.errors import InvalidInput, SchemaOutOfDate
+from statekeeper.migrate import current_revision, head_revision, upgrade
+from statekeeper.models import SessionRow
+from statekeeper.queries import PHASES, SESSIONS
+from statekeeper.services.transfer import copy_rows
+from statekeeper.values import ZERO
+
+__all__ = ["backup", "integrity_problems", "run_maintenance"]
+
+_BATCH = 1_000
+
+
+def run_maintenance(connection: sa.Connection, operation: str) -> None:
+    """Run `vacuum`, `optimize` or `checkpoint` on a fresh connection, outside any transaction."""
+    connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+    for statement in MAINTENANCE[connection.dialect.name][operation]:
+        connection.exec_driver_sql(statement).close()
+
+
+def integrity_problems(connection: sa.Connection) -> list[str]:
+    """Everything wrong with the store: engine-level checks, then statekeeper's invariants."""
+    problems: list[str] = []
+    if connection.dialect.name == "sqlite":
+        result = [row[0] for row in connection.exec_driver_sql("PRAGMA integrity_check")]
+        if result != ["ok"]:
+            problems.extend(f"sqlite: {line}" for line in result)
+        for row in connection.exec_driver_sql("PRAGMA foreign_key_check"):
+            problems.append(f"foreign key: {row[0]} row {row[1]} references missing {row[2]}")
+    revision = current_revision(connection)
+    if revision != head_revision():
+        problems.append(f"schema at revision {revision}, expected {head_revision()}")
+    problems.extend(_totals_problems(connection))
+    terminal = SessionRow.status.in_([SessionStatus.COMPLETED.value, SessionStatus.FAILED.value])
+    unstamped = connection.execute(
+        sa.select(SessionRow.id).where(
+            sa.or_(
+                sa.and_(terminal, SessionRow.completed_at.is_(None)),
+                sa.and_(~terminal, SessionRow.completed_at.is_not(None)),
+            )
+        )
+    )
+    problems.extend(f"session {sid}: completed_at disagrees with status" for (sid,) in unstamped)
+    return problems
+
+
+def _totals_problems(connection: sa.Connection) -> list[str]:
+    """Sessions whose cost or tokens differ from the exact sums over their phases.
+
+    Both tables are streamed in session order and merged here with Decimal arithmetic:
+    a SQL SUM over SQLite's REAL storage could itself misround, and nothing is held in
+    memory but one session's sums. Foreign keys guarantee every phase has its session.
+    """
+    streaming = connection.execution_options(yield_per=_BATCH)
+    sessions = streaming.execute(
+        sa.select(
+            SESSIONS.c.id, SESSIONS.c.cost_usd, SESSIONS.c.tokens_in, SESSIONS.c.tokens_out
+        ).order_by(SESSIONS.c.id)
+    )
+    phases = iter(
+        streaming.execute(
+            sa.select(
+                PHASES.c.session_id, PHASES.c.cost_usd, PHASES.c.tokens_in, PHASES.c.tokens_out
+            ).order_by(PHASES.c.session_id)
+        )
+    )
+    problems = []
+    phase = next(phases, None)
+    for session in sessions:
+        # Both streams follow the database's own order of ids, so equality is all the merge
+        # needs (a Python `<` could disagree with a PostgreSQL collation).
+        cost, tokens_in, tokens_out = ZERO, 0, 0
+        while phase is not None and phase.session_id == session.id:
+            cost += phase.cost_usd
+            tokens_in += phase.tokens_in
+            tokens_out += phase.tokens_out
+            phase = next(phases, None)
+        stored = (session.cost_usd, session.tokens_in, session.tokens_out)
+        if (cost, tokens_in, tokens_out) != stored:
+            problems.append(f"session {session.id}: totals differ from its phases")
+    return problems
+
+
+def backup(connection: sa.Connection, path: Path) -> None:
+    """Write a consistent SQLite copy of the store to `path`, replacing it atomically.
+
+    SQLite uses VACUUM INTO (an online, compact snapshot at whatever revision the store is);
+    PostgreSQL is copied row by row into a fresh SQLite store at head, so it must be at head.
+    """
+    path = path.expanduser().resolve()
+    url = connection.engine.url
+    if url.get_backend_name() == "sqlite":
+        if url.database and path == Path(url.database).expanduser().resolve():
+            raise InvalidInput("path", "a backup cannot overwrite the live database")
+    else:
+        at_head = current_revision(connection) == head_revision()
+        connection.rollback()  # the copy below needs a fresh snapshot transaction
+        if not at_head:
+            raise SchemaOutOfDate(
+                "a PostgreSQL backup copies rows into a schema at head: "
+                "run `statekeeper db upgrade`"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.unlink(missing_ok=True)
+    # Created empty and private first: VACUUM INTO accepts an empty file and keeps its mode.
+    os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    try:
+        if connection.dialect.name == "sqlite":
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.exec_driver_sql("VACUUM INTO ?", (str(partial),))
+        else:
+            _copy_to_sqlite(connection, partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _copy_to_sqlite(reader: sa.Connection, path: Path) -> None:
+    target = create_engine(sa.engine.URL.create("sqlite+pysqlite", database=str(path)))
+    try:
+        upgrade(target)
+        # One snapshot for every table, so the copy is consistent across them.
+        snapshot = reader.execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        )
+        with target.begin() as writer:
+            copy_rows(snapshot, writer)
+        snapshot.rollback()
+        with target.connect() as connection:
+            run_maintenance(connection, "checkpoint")
+    finally:
+        target.dispose()

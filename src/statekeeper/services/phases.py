@@ -1,0 +1,149 @@
+"""Phase checkpoints and workflow context: what a killed run resumes from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection
+
+from statekeeper.dialects import upsert
+from statekeeper.enums import SessionStatus
+from statekeeper.errors import SessionCompleted, SessionNotFound
+from statekeeper.queries import CONTEXT
+from statekeeper.queries import phases as q
+from statekeeper.queries import sessions as sessions_q
+from statekeeper.schemas import PhaseCompletion, WorkflowContext
+from statekeeper.services import events
+from statekeeper.services import sessions as sessions_service
+from statekeeper.values import money, utcnow
+
+__all__ = [
+    "completed_phases",
+    "get_phase",
+    "is_completed",
+    "load_context",
+    "resume",
+    "save_context",
+    "save_phase",
+]
+
+
+def save_phase(
+    db: Connection,
+    session_id: str,
+    phase_id: str,
+    *,
+    output: Any,
+    duration_ms: int,
+    cost_usd: Decimal,
+    tokens_in: int,
+    tokens_out: int,
+    context: Any,
+) -> None:
+    """Record a completed phase (replacing an earlier save of it) and re-total the session.
+
+    Totals move by exact Decimal deltas under the session lock: never a floating-point SUM.
+    """
+    session = sessions_service.lock(db, session_id)
+    earlier = db.execute(q.PREVIOUS, {"sid": session_id, "pid": phase_id}).first()
+    cost = session.cost_usd - (earlier.cost_usd if earlier else 0) + cost_usd
+    money(cost, "cost_usd")  # the session total must fit too
+    now = utcnow()
+    values = {
+        "completed_at": now,
+        "duration_ms": duration_ms,
+        "output": output,
+        "cost_usd": cost_usd,
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+    }
+    if earlier is None:
+        db.execute(q.INSERT, {"session_id": session_id, "phase_id": phase_id, **values})
+    else:
+        db.execute(q.REPLACE, {"key": earlier.id, **values})
+    db.execute(
+        sessions_q.SET_TOTALS,
+        {
+            "sid": session_id,
+            "now": now,
+            "cost": cost,
+            "tin": session.tokens_in - (earlier.tokens_in if earlier else 0) + tokens_in,
+            "tout": session.tokens_out - (earlier.tokens_out if earlier else 0) + tokens_out,
+        },
+    )
+    if context is not None:
+        _write_context(db, session_id, context, now)
+    events.append(
+        db,
+        session_id=session_id,
+        event_type="phase.completed",
+        content=f"phase {phase_id} completed",
+        now=now,
+        metadata={
+            "phase_id": phase_id,
+            "duration_ms": duration_ms,
+            "cost_usd": str(cost_usd),
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+            "replaced": earlier is not None,
+        },
+    )
+
+
+def get_phase(db: Connection, session_id: str, phase_id: str) -> PhaseCompletion | None:
+    """One completed phase, or None."""
+    row = db.execute(q.PHASE_OF, {"sid": session_id, "pid": phase_id}).first()
+    return None if row is None else PhaseCompletion.model_validate(row)
+
+
+def completed_phases(db: Connection, session_id: str) -> list[PhaseCompletion]:
+    """A session's completed phases, in the order first completed."""
+    rows = db.execute(q.PHASES_OF, {"sid": session_id})
+    return [PhaseCompletion.model_validate(row) for row in rows]
+
+
+def is_completed(db: Connection, session_id: str, phase_id: str) -> bool:
+    """Whether the phase has been completed."""
+    return bool(db.scalar(q.EXISTS, {"sid": session_id, "pid": phase_id}))
+
+
+def save_context(db: Connection, session_id: str, data: Any) -> None:
+    """Replace the session's workflow context."""
+    sessions_service.lock(db, session_id)
+    now = utcnow()
+    _write_context(db, session_id, data, now)
+    db.execute(sessions_q.update(session_id, updated_at=now))
+
+
+def _write_context(db: Connection, session_id: str, data: Any, now: datetime) -> None:
+    """Insert or replace the context row, bumping its version, in one statement."""
+    statement = upsert(
+        db.dialect.name, CONTEXT, ("session_id",), ("data", "updated_at"), increment="version"
+    )
+    db.execute(statement, {"session_id": session_id, "data": data, "version": 1, "updated_at": now})
+
+
+def load_context(db: Connection, session_id: str) -> WorkflowContext | None:
+    """The saved context with the last completed phase and cost so far; None if never saved."""
+    row = db.execute(q.CONTEXT_OF, {"sid": session_id}).first()
+    if row is None or row.data is None:
+        return None
+    return WorkflowContext(
+        data=row.data, last_completed_phase=row.last_phase, accumulated_cost=row.cost_usd
+    )
+
+
+def resume(db: Connection, session_id: str) -> WorkflowContext | None:
+    """What to resume from: None only when neither context nor any phase was saved."""
+    row = db.execute(q.CONTEXT_OF, {"sid": session_id}).first()
+    if row is None:
+        raise SessionNotFound(session_id)
+    if row.status == SessionStatus.COMPLETED:
+        raise SessionCompleted(session_id)
+    if row.data is None and row.last_phase is None:
+        return None
+    return WorkflowContext(
+        data=row.data or {}, last_completed_phase=row.last_phase, accumulated_cost=row.cost_usd
+    )

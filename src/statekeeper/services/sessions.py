@@ -1,0 +1,218 @@
+"""Sessions: creation, status rules, history paging, deletion and retention."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from statekeeper.enums import SessionStatus
+from statekeeper.errors import (
+    InvalidInput,
+    InvalidTransition,
+    SessionCompleted,
+    SessionNotFound,
+)
+from statekeeper.queries import sessions as q
+from statekeeper.schemas import Session, SessionSummary
+from statekeeper.services import events, workspaces
+from statekeeper.values import ZERO, check_id, check_text, utcnow
+
+__all__ = [
+    "calculate_duration",
+    "cleanup",
+    "count",
+    "create",
+    "delete",
+    "get",
+    "history",
+    "lock",
+    "parse_status",
+    "save_markdown",
+    "touch",
+    "update_status",
+]
+
+
+def parse_status(value: SessionStatus | str, field: str = "status") -> SessionStatus:
+    """A SessionStatus from its enum or string value."""
+    try:
+        return SessionStatus(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in SessionStatus)
+        raise InvalidInput(field, f"unknown status {value!r} (allowed: {allowed})") from None
+
+
+def lock(
+    db: Connection, session_id: str, *, allow_completed: bool = False
+) -> sa.Row[*tuple[Any, ...]]:
+    """Lock a session for a write; return status, created_at and totals; check it may change."""
+    check_id(session_id, "session_id")
+    row = db.execute(q.LOCK, {"sid": session_id}).first()
+    if row is None:
+        raise SessionNotFound(session_id)
+    if not allow_completed and row.status == SessionStatus.COMPLETED:
+        raise SessionCompleted(session_id)
+    return row
+
+
+def touch(db: Connection, session_id: str, now: datetime) -> None:
+    """Mark a session changed, locking it, in one statement; any status may change this way."""
+    check_id(session_id, "session_id")
+    if db.execute(q.TOUCH, {"sid": session_id, "now": now}).first() is None:
+        raise SessionNotFound(session_id)
+
+
+def create(
+    db: Connection,
+    *,
+    session_id: str,
+    kind: str,
+    subject: str | None,
+    task: str | None,
+    workspace: str | os.PathLike[str] | None,
+    model: str | None,
+    metadata: Any,
+) -> str:
+    """Insert a new running session with zero cost and log its creation.
+
+    A taken id is found by the unique constraint, not by a query first: one round trip less.
+    """
+    now = utcnow()
+    workspace_id = workspaces.touch(db, workspace, now) if workspace is not None else None
+    try:
+        db.execute(
+            q.INSERT,
+            {
+                "id": session_id,
+                "workspace_id": workspace_id,
+                "kind": kind,
+                "subject": subject,
+                "task": task,
+                "status": SessionStatus.RUNNING.value,
+                "created_at": now,
+                "updated_at": now,
+                "cost_usd": ZERO,
+                "tokens_in": 0,
+                "tokens_out": 0,
+                "model": model,
+                "metadata": metadata,
+            },
+        )
+    except sa.exc.IntegrityError as exc:
+        if "sessions.id" in str(exc.orig) or "uq_sessions_id" in str(exc.orig):
+            raise InvalidInput("session_id", f"a session {session_id!r} already exists") from None
+        raise
+    events.append(
+        db,
+        session_id=session_id,
+        event_type="session.created",
+        content=f"{kind} session created",
+        now=now,
+        metadata={"kind": kind, "subject": subject},
+    )
+    return session_id
+
+
+def get(db: Connection, session_id: str) -> Session | None:
+    """The whole session, or None."""
+    row = db.execute(q.BY_ID, {"sid": session_id}).first()
+    return None if row is None else Session.model_validate(row)
+
+
+def update_status(
+    db: Connection, session_id: str, status: SessionStatus, error_message: str | None
+) -> None:
+    """Move a session; `completed` is final, terminal states stamp completion and duration."""
+    current = lock(db, session_id, allow_completed=True)
+    if current.status == SessionStatus.COMPLETED:
+        raise InvalidTransition(session_id, current.status, status.value)
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": status.value,
+        "error_message": error_message,
+        "updated_at": now,
+        "completed_at": None,
+        "duration_ms": None,
+    }
+    if status.is_terminal:
+        values["completed_at"] = now
+        values["duration_ms"] = _elapsed_ms(current.created_at, now)
+    db.execute(q.update(session_id, **values))
+    events.append(
+        db,
+        session_id=session_id,
+        event_type="session.status_changed",
+        content=f"{current.status} -> {status.value}",
+        now=now,
+        metadata={"from": current.status, "to": status.value, "error_message": error_message},
+    )
+
+
+def save_markdown(db: Connection, session_id: str, markdown: str) -> None:
+    """Store the final report; allowed in any status, since it is often written last."""
+    text = check_text(markdown, "markdown")
+    lock(db, session_id, allow_completed=True)
+    db.execute(q.update(session_id, output_markdown=text, updated_at=utcnow()))
+
+
+def history(
+    db: Connection,
+    limit: int,
+    *,
+    status: SessionStatus | None,
+    kind: str | None,
+    workspace: str | os.PathLike[str] | None,
+    before: str | None,
+) -> list[SessionSummary]:
+    """A page of summaries, newest first, continuing after session `before`."""
+    params: dict[str, Any] = {"limit": limit}
+    if before is not None:
+        cursor = db.execute(q.CURSOR, {"sid": check_id(before, "before")}).first()
+        if cursor is None:
+            raise InvalidInput("before", f"no session {before!r} to continue after")
+        params["after_created"], params["after_id"] = cursor.created_at, cursor.id
+    if status is not None:
+        params["status"] = status.value
+    if kind is not None:
+        params["kind"] = kind
+    if workspace is not None:
+        params["workspace_id"] = workspaces.workspace_id(workspace)
+    statement = q.history(
+        status=status is not None,
+        kind=kind is not None,
+        workspace=workspace is not None,
+        after=before is not None,
+    )
+    return [SessionSummary.model_validate(row) for row in db.execute(statement, params)]
+
+
+def calculate_duration(db: Connection, session_id: str) -> int:
+    """Milliseconds from creation to completion, or to now while the session is open."""
+    row = db.execute(q.TIMING, {"sid": session_id}).first()
+    if row is None:
+        raise SessionNotFound(session_id)
+    return _elapsed_ms(row.created_at, row.completed_at or utcnow())
+
+
+def count(db: Connection) -> int:
+    """How many sessions are stored."""
+    return db.scalar(q.COUNT) or 0
+
+
+def delete(db: Connection, session_id: str) -> None:
+    """Delete a session and, by cascade, everything that belongs to it."""
+    lock(db, session_id, allow_completed=True)
+    db.execute(q.DELETE, {"sid": session_id})
+
+
+def cleanup(db: Connection, days: int) -> int:
+    """Delete completed and failed sessions that finished more than `days` days ago."""
+    return db.execute(q.cleanup(utcnow() - timedelta(days=days))).rowcount
+
+
+def _elapsed_ms(start: datetime, end: datetime) -> int:
+    return max(0, int((end - start) / timedelta(milliseconds=1)))

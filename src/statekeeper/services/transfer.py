@@ -1,0 +1,174 @@
+"""Moving data out and in: one session as a JSON document, or a whole store row by row.
+
+Rows are (de)serialized by column type, so every table of a session travels the same way
+and a new column is carried without code here changing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from statekeeper.errors import ImportFailed, SessionNotFound
+from statekeeper.models import Base
+from statekeeper.models.base import UTCDateTime
+from statekeeper.queries import sessions as sessions_q
+from statekeeper.values import utcnow
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "copy_rows", "export_session", "import_session"]
+
+FORMAT = "statekeeper.session"
+FORMAT_VERSION = 1
+# Tables that belong to a session, parents first; surrogate keys are reassigned on import.
+# (table, surrogate key reassigned on import, order of rows in a document)
+_SESSION_TABLES: tuple[tuple[str, str | None, str | None], ...] = (
+    ("sessions", "pk", None),
+    ("phase_completions", "id", "id"),
+    ("workflow_context", None, None),
+    ("instances", "id", "instance_number"),
+    ("chat_messages", "seq", "seq"),
+    ("events", "seq", "seq"),
+)
+_BATCH = 1_000
+
+
+def _table(name: str) -> sa.Table:
+    return Base.metadata.tables[name]
+
+
+def _owner(table: sa.Table) -> sa.Column[Any]:
+    """The column naming the session a row belongs to."""
+    return table.c.id if table.name == "sessions" else table.c.session_id
+
+
+def _encode(column: sa.Column[Any], value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(column.type, UTCDateTime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _decode(column: sa.Column[Any], value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(column.type, UTCDateTime):
+        return datetime.fromisoformat(value)
+    if isinstance(column.type, sa.Numeric):
+        return Decimal(value)
+    return value
+
+
+def _dump(table: sa.Table, rows: Iterator[sa.Row[Any]]) -> list[dict[str, Any]]:
+    return [{c.name: _encode(c, row._mapping[c]) for c in table.columns} for row in rows]
+
+
+def export_session(db: Connection, session_id: str) -> dict[str, Any]:
+    """A JSON-ready document of the session and every row that belongs to it."""
+    row = db.execute(sessions_q.BY_ID, {"sid": session_id}).first()
+    if row is None:
+        raise SessionNotFound(session_id)
+    workspaces = _table("workspaces")
+    tables = {
+        "workspaces": _dump(
+            workspaces,
+            db.execute(sa.select(workspaces).where(workspaces.c.id == row.workspace_id)),
+        )
+    }
+    for name, _surrogate, order in _SESSION_TABLES:
+        table = _table(name)
+        query = sa.select(table).where(_owner(table) == session_id)
+        if order is not None:
+            query = query.order_by(table.c[order])
+        tables[name] = _dump(table, db.execute(query))
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "exported_at": utcnow().isoformat(),
+        "tables": tables,
+    }
+
+
+def import_session(db: Connection, document: Any) -> str:
+    """Insert an exported session; the whole document goes in, or nothing does."""
+    tables = _check_document(document)
+    sessions = tables.get("sessions") or []
+    if len(sessions) != 1 or not isinstance(sessions[0], dict):
+        raise ImportFailed("the document must hold exactly one session")
+    session_id = sessions[0].get("id")
+    if not isinstance(session_id, str):
+        raise ImportFailed("the session has no string id")
+    if db.execute(sessions_q.BY_ID, {"sid": session_id}).first() is not None:
+        raise ImportFailed(f"a session {session_id!r} already exists")
+    for row in tables.get("workspaces") or []:
+        values = _row_values(_table("workspaces"), row, surrogate=None)
+        workspaces = _table("workspaces")
+        known = db.execute(sa.select(workspaces.c.id).where(workspaces.c.id == values.get("id")))
+        if known.first() is None:
+            db.execute(sa.insert(workspaces), values)
+    for name, surrogate, _order in _SESSION_TABLES:
+        table = _table(name)
+        rows = tables.get(name) or []
+        if not isinstance(rows, list):
+            raise ImportFailed(f"table {name!r} must be a list of rows")
+        values_list = [_row_values(table, row, surrogate=surrogate) for row in rows]
+        owner_key = _owner(table).name
+        for values in values_list:
+            if values.get(owner_key) != session_id:
+                raise ImportFailed(
+                    f"a {name} row belongs to another session: {values.get(owner_key)!r}"
+                )
+        if values_list:
+            db.execute(sa.insert(table), values_list)
+    return session_id
+
+
+def _check_document(document: Any) -> Mapping[str, Any]:
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ImportFailed(f"not a {FORMAT} document")
+    if document.get("version") != FORMAT_VERSION:
+        raise ImportFailed(f"unsupported document version {document.get('version')!r}")
+    tables = document.get("tables")
+    if not isinstance(tables, dict):
+        raise ImportFailed("the document has no tables")
+    known = {"workspaces"} | {name for name, _, _ in _SESSION_TABLES}
+    unknown = set(tables) - known
+    if unknown:
+        raise ImportFailed(f"unknown tables: {', '.join(sorted(unknown))}")
+    return tables
+
+
+def _row_values(table: sa.Table, row: Any, *, surrogate: str | None) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise ImportFailed(f"a {table.name} row is not an object")
+    unknown = set(row) - set(table.columns.keys())
+    if unknown:
+        raise ImportFailed(f"{table.name} has unknown columns: {', '.join(sorted(unknown))}")
+    try:
+        return {
+            name: _decode(table.c[name], value) for name, value in row.items() if name != surrogate
+        }
+    except (ValueError, ArithmeticError, TypeError) as exc:
+        raise ImportFailed(f"bad value in {table.name}: {exc}") from None
+
+
+def copy_rows(source: sa.Connection, target: sa.Connection) -> int:
+    """Copy every statekeeper row from one store to another, keys kept; returns the count."""
+    copied = 0
+    for table in Base.metadata.sorted_tables:
+        if table.name == "schema_migrations":
+            continue
+        result = source.execution_options(yield_per=_BATCH).execute(
+            sa.select(table).order_by(*table.primary_key.columns)
+        )
+        for batch in result.partitions():
+            target.execute(table.insert(), [dict(row._mapping) for row in batch])
+            copied += len(batch)
+    return copied

@@ -1,0 +1,164 @@
+"""Validation and conversion of the values the API accepts: money, tokens, JSON, ids, time.
+
+Every check raises InvalidInput naming the field, before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+from statekeeper.errors import InvalidInput
+
+__all__ = [
+    "MONEY_PLACES",
+    "MONEY_PRECISION",
+    "ZERO",
+    "JsonText",
+    "as_utc",
+    "check_id",
+    "check_json",
+    "check_non_negative_int",
+    "check_text",
+    "dump_json",
+    "money",
+    "serialize_json",
+    "unstorable",
+    "utcnow",
+]
+
+MONEY_PRECISION = 15
+"""Significant digits of a stored amount: 15 survive a round trip through a double exactly."""
+MONEY_PLACES = 8
+"""Decimal places of a stored amount (1e-8 USD); finer digits are rounded half-even."""
+_MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_PLACES)
+_MONEY_MAX = Decimal(10) ** (MONEY_PRECISION - MONEY_PLACES)
+ZERO = Decimal(0).quantize(_MONEY_QUANTUM)
+_ID_MAX = 255
+# A NUL escape that is not itself escaped: PostgreSQL text and JSONB cannot hold U+0000.
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+# A lone UTF-16 surrogate (e.g. from "\ud800" in JSON) cannot be encoded as UTF-8 at all.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime, field: str = "timestamp") -> datetime:
+    """An aware datetime converted to UTC; a naive one is rejected, never guessed."""
+    if not isinstance(value, datetime):
+        raise InvalidInput(field, f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(field, "naive datetime: give a timezone-aware value")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(field, f"{value.isoformat()} is out of range in UTC") from None
+
+
+def unstorable(text: str) -> str | None:
+    """Why a string cannot be stored on both engines, or None if it can."""
+    if "\x00" in text:
+        return "contains a NUL character, which PostgreSQL cannot store"
+    if not text.isascii() and _SURROGATE.search(text):
+        return "contains a lone UTF-16 surrogate, which is not valid Unicode text"
+    return None
+
+
+def money(value: object, field: str = "cost_usd") -> Decimal:
+    """An exact, non-negative USD amount; a float is read through its shortest repr."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str | float):
+        raise InvalidInput(
+            field, f"expected Decimal, int, str or float, got {type(value).__name__}"
+        )
+    try:
+        amount = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, ValueError):
+        raise InvalidInput(field, f"not a number: {value!r}") from None
+    if not amount.is_finite():
+        raise InvalidInput(field, f"must be finite, got {value!r}")
+    if amount < 0:
+        raise InvalidInput(field, f"must not be negative, got {value!r}")
+    amount = amount.quantize(_MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
+    if amount >= _MONEY_MAX:
+        raise InvalidInput(
+            field, f"must be below {_MONEY_MAX} (a session's total too), got {value!r}"
+        )
+    return amount
+
+
+def check_non_negative_int(value: object, field: str) -> int:
+    """A whole number >= 0 (durations, token counts, line counts)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(field, f"expected an int, got {type(value).__name__}")
+    if value < 0:
+        raise InvalidInput(field, f"must not be negative, got {value}")
+    if value >= 2**63:
+        raise InvalidInput(field, f"too large: {value}")
+    return value
+
+
+def check_id(value: object, field: str) -> str:
+    """A non-empty identifier of at most 255 characters, without NUL or surrounding space."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"expected a string, got {type(value).__name__}")
+    if not value or value.strip() != value:
+        raise InvalidInput(field, "must be non-empty with no leading or trailing whitespace")
+    if len(value) > _ID_MAX:
+        raise InvalidInput(field, f"longer than {_ID_MAX} characters")
+    problem = unstorable(value)
+    if problem is not None:
+        raise InvalidInput(field, problem)
+    return value
+
+
+def check_text(value: object, field: str, *, max_length: int | None = None) -> str:
+    """Free text that both engines can store alike (no NUL, valid Unicode, within length)."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"expected a string, got {type(value).__name__}")
+    problem = unstorable(value)
+    if problem is not None:
+        raise InvalidInput(field, problem)
+    if max_length is not None and len(value) > max_length:
+        raise InvalidInput(field, f"longer than {max_length} characters")
+    return value
+
+
+class JsonText(str):
+    """JSON text that `dump_json` produced and checked; the engine stores it as it is."""
+
+    __slots__ = ()
+
+
+def serialize_json(value: Any) -> str:
+    """The engines' JSON serializer: checked JsonText goes through, anything else is dumped."""
+    if isinstance(value, JsonText):
+        return value
+    return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+
+
+def dump_json(value: Any, field: str) -> JsonText:
+    """Serialize a JSON value or raise InvalidInput: never a silent str() of the unknown."""
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(field, f"not representable as JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInput(field, "nested too deeply or self-referencing") from None
+    # Substring and ASCII tests first: the scans below cost tens of microseconds on long text.
+    if "\\u0000" in text and _JSON_NUL.search(text):
+        raise InvalidInput(field, "contains a NUL character, which PostgreSQL cannot store")
+    if not text.isascii() and _SURROGATE.search(text):
+        raise InvalidInput(field, "contains a lone UTF-16 surrogate, which is not valid Unicode")
+    return JsonText(text)
+
+
+def check_json(value: Any, field: str) -> Any:
+    """The value as it will be stored and read back (tuples become lists, keys strings)."""
+    result: Any = json.loads(dump_json(value, field))
+    return result
