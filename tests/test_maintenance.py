@@ -1,0 +1,83 @@
+"""Maintenance: integrity checks, backups, vacuum, optimize and checkpoint."""
+
+from __future__ import annotations
+
+import os
+import stat
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from statekeeper import InvalidInput, StateManager
+from statekeeper.models import PhaseRow, SessionRow
+
+
+def _seed(sm: StateManager) -> str:
+    sid = sm.create_session("seed")
+    sm.save_phase_completion(sid, "p1", {"a": 1}, 5, "0.04", tokens_in=3, context={"c": 1})
+    sm.save_phase_completion(sid, "p2", {"b": 2}, 5, "0.02", tokens_out=4)
+    return sid
+
+
+def test_integrity_check_is_clean_then_finds_tampering(sm: StateManager) -> None:
+    sid = _seed(sm)
+    report = sm.integrity_check()
+    assert report.ok and report.problems == []
+    with sm.engine.begin() as connection:
+        connection.execute(
+            sa.update(PhaseRow).where(PhaseRow.phase_id == "p1").values(cost_usd=Decimal("9"))
+        )
+        connection.execute(sa.update(SessionRow).values(status="completed"))
+    report = sm.integrity_check()
+    assert not report.ok
+    assert any("totals differ" in p and sid in p for p in report.problems)
+    assert any("completed_at disagrees" in p for p in report.problems)
+
+
+def test_backup_is_a_private_openable_copy(sm: StateManager, tmp_path: Path) -> None:
+    sid = _seed(sm)
+    target = tmp_path / "backups" / "state-backup.db"
+    sm.backup(target)
+    sm.backup(str(target))  # a second backup replaces the first atomically
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    assert not list(target.parent.glob(".*partial"))
+    sm.save_phase_completion(sid, "p3", {}, 1, "1")
+    with StateManager(target, auto_migrate=False) as restored:
+        session = restored.get_session(sid)
+        assert session is not None and session.cost_usd == Decimal("0.06")
+        assert [p.phase_id for p in restored.get_completed_phases(sid)] == ["p1", "p2"]
+        context = restored.load_context(sid)
+        assert context is not None and context.data == {"c": 1}
+        assert [e.event_type for e in restored.get_events(sid)] == [
+            e.event_type for e in sm.get_events(sid)
+        ][:3]
+        assert restored.integrity_check().ok
+
+
+def test_backup_refuses_to_overwrite_the_live_database(tmp_path: Path) -> None:
+    path = tmp_path / "live.db"
+    with StateManager(path) as sm:
+        sid = sm.create_session()
+        with pytest.raises(InvalidInput) as info:
+            sm.backup(path)
+        assert info.value.field == "path"
+        assert sm.get_session(sid) is not None
+
+
+def test_vacuum_optimize_checkpoint(sm: StateManager, engine_name: str) -> None:
+    for i in range(20):
+        sm.create_session(f"s{i}", metadata={"blob": "x" * 2000})
+    sm.cleanup_old_sessions(0)
+    for sid in [s.id for s in sm.get_session_history(100)][:15]:
+        sm.delete_session(sid)
+    sm.vacuum()
+    sm.optimize()
+    sm.checkpoint()
+    assert sm.get_total_sessions() == 5
+    if engine_name == "sqlite":
+        database = Path(str(sm.url.database))
+        wal = database.with_name(database.name + "-wal")
+        assert not wal.exists() or wal.stat().st_size == 0
+    assert sm.integrity_check().ok

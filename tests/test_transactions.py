@@ -1,0 +1,174 @@
+"""Units of work: transaction blocks, isolation between threads and processes, retries."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from statekeeper import ImportFailed, SessionNotFound, StateManager, StorageBusy
+
+
+def test_transaction_commits_everything_together(sm: StateManager) -> None:
+    with sm.transaction():
+        sid = sm.create_session("tx")
+        sm.save_phase_completion(sid, "p1", {}, 1, "0.5")
+        sm.save_context(sid, {"k": "v"})
+        assert sm.get_session(sid) is not None  # reads see the block's own writes
+    session = sm.get_session(sid)
+    assert session is not None and session.cost_usd == Decimal("0.5")
+
+
+class CallerFailed(Exception):
+    """Raised by test code inside a transaction block, carrying what it had created."""
+
+
+def _fail_in_block(sm: StateManager, work: Callable[[], str]) -> None:
+    with sm.transaction():
+        raise CallerFailed(work())
+
+
+def test_transaction_rolls_back_everything_on_error(sm: StateManager) -> None:
+    existing = sm.create_session("before")
+
+    def work() -> str:
+        sid = sm.create_session("tx")
+        sm.save_phase_completion(existing, "p1", {}, 1, "0.5")
+        return sid
+
+    with pytest.raises(CallerFailed) as info:
+        _fail_in_block(sm, work)
+    sid = info.value.args[0]
+    assert sm.get_session(sid) is None
+    assert sm.get_completed_phases(existing) == []
+    assert sm.get_total_sessions() == 1
+
+
+def test_rejected_call_inside_a_block_writes_nothing_and_the_block_goes_on(
+    sm: StateManager, tmp_path: Path
+) -> None:
+    source = sm.create_session("source")
+    sm.save_phase_completion(source, "p", {}, 1, 0)
+    path = tmp_path / "doc.json"
+    sm.export_session(source, path)
+    sm.delete_session(source)
+    document = json.loads(path.read_text())
+    # The session row inserts fine; the phase row then violates a CHECK in the database.
+    document["tables"]["phase_completions"][0]["duration_ms"] = -5
+    path.write_text(json.dumps(document))
+    with sm.transaction():
+        kept = sm.create_session("kept")
+        with pytest.raises(ImportFailed):
+            sm.import_session(path)
+        with pytest.raises(SessionNotFound):
+            sm.save_context("missing", {})
+        sm.save_context(kept, {"still": "here"})
+    assert sm.get_session(source) is None
+    context = sm.load_context(kept)
+    assert context is not None and context.data == {"still": "here"}
+
+
+def test_nested_blocks_join_the_outer_one(sm: StateManager) -> None:
+    def work() -> str:
+        with sm.transaction():
+            return sm.create_session()
+
+    with pytest.raises(CallerFailed) as info:
+        _fail_in_block(sm, work)
+    assert sm.get_session(info.value.args[0]) is None
+
+
+def test_other_threads_are_not_part_of_a_block(sm: StateManager) -> None:
+    seen: list[int] = []
+    with sm.transaction():
+        sm.create_session("uncommitted")
+        worker = threading.Thread(target=lambda: seen.append(sm.get_total_sessions()))
+        worker.start()
+        worker.join()
+    assert seen == [0]
+    assert sm.get_total_sessions() == 1
+
+
+def _append_phases(url: str, session_id: str, worker: int, count: int) -> None:
+    with StateManager(url) as sm:
+        for i in range(count):
+            sm.save_phase_completion(session_id, f"w{worker}-p{i}", {"w": worker}, 1, "0.01")
+            sm.record_event("tick", f"{worker}/{i}", session_id=session_id)
+
+
+def test_concurrent_processes_lose_nothing(sm: StateManager, store_url: str) -> None:
+    sid = sm.create_session("shared")
+    workers, count = 4, 25
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_append_phases, args=(store_url, sid, w, count))
+        for w in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    phases = sm.get_completed_phases(sid)
+    assert len(phases) == workers * count
+    session = sm.get_session(sid)
+    assert session is not None and session.cost_usd == Decimal("0.01") * workers * count
+    assert len(sm.get_events_by_type("tick")) == workers * count
+    assert sm.integrity_check().ok
+
+
+def test_sqlite_lock_held_too_long_raises_storage_busy(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    with StateManager(path, busy_timeout_ms=20) as sm:
+        sid = sm.create_session()
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            started = time.monotonic()
+            with pytest.raises(StorageBusy):
+                sm.save_phase_completion(sid, "p", {}, 1, "1")
+            assert time.monotonic() - started < 10
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert sm.get_completed_phases(sid) == []
+        sm.save_phase_completion(sid, "p", {}, 1, "1")
+        assert sm.is_phase_completed(sid, "p")
+
+
+def test_sqlite_retries_until_the_lock_is_released(tmp_path: Path) -> None:
+    path = tmp_path / "retry.db"
+    with StateManager(path, busy_timeout_ms=10) as sm:
+        sid = sm.create_session()
+        blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        blocker.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.15, lambda: blocker.execute("ROLLBACK"))
+        release.start()
+        try:
+            sm.save_phase_completion(sid, "p", {}, 1, "1")
+        finally:
+            release.join()
+            blocker.close()
+        assert sm.is_phase_completed(sid, "p")
+
+
+@pytest.mark.parametrize("engine_name", ["postgresql"], indirect=True)
+def test_postgres_lock_timeout_raises_storage_busy(store_url: str) -> None:
+    options: dict[str, Any] = {"connect_args": {"options": "-c lock_timeout=50"}}
+    with StateManager(store_url) as holder, StateManager(store_url, **options) as sm:
+        sid = holder.create_session()
+        with holder.transaction():
+            holder.save_context(sid, {"holder": True})  # holds the session row lock
+            with pytest.raises(StorageBusy):
+                sm.save_phase_completion(sid, "p", {}, 1, "1")
+        assert sm.get_completed_phases(sid) == []
+        context = sm.load_context(sid)
+        assert context is not None and context.data == {"holder": True}
