@@ -67,6 +67,16 @@ def test_upgrade_leaves_nothing_to_autogenerate(engine: sa.Engine) -> None:
     assert _drift(engine) == []
 
 
+def test_check_constraints_carry_the_models_names(engine: sa.Engine) -> None:
+    """Autogenerate ignores CHECK names, so a doubled prefix would go unnoticed without this."""
+    upgrade(engine)
+    inspector = sa.inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        expected = {c.name for c in table.constraints if isinstance(c, sa.CheckConstraint)}
+        found = {c["name"] for c in inspector.get_check_constraints(table.name)}
+        assert found == expected, table.name
+
+
 def test_downgrade_to_base_and_up_again_with_data(empty_url: str, engine: sa.Engine) -> None:
     with StateManager(empty_url) as sm:
         sid = sm.create_session("kept?", workspace="/tmp")

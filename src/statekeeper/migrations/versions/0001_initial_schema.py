@@ -91,9 +91,10 @@ def upgrade() -> None:
         sa.Column("lines_deleted", sa.Integer(), nullable=True),
         _json("metadata"),
         sa.CheckConstraint(
-            "status IN ('running', 'paused', 'completed', 'failed')", name="ck_sessions_status"
+            "status IN ('running', 'paused', 'completed', 'failed')",
+            name=op.f("ck_sessions_status"),
         ),
-        sa.CheckConstraint("cost_usd >= 0", name="ck_sessions_cost_non_negative"),
+        sa.CheckConstraint("cost_usd >= 0", name=op.f("ck_sessions_cost_non_negative")),
         sa.ForeignKeyConstraint(
             ["workspace_id"],
             ["workspaces.id"],
@@ -122,8 +123,10 @@ def upgrade() -> None:
         _money("cost_usd"),
         sa.Column("tokens_in", sa.BigInteger(), nullable=False),
         sa.Column("tokens_out", sa.BigInteger(), nullable=False),
-        sa.CheckConstraint("cost_usd >= 0", name="ck_phase_completions_cost_non_negative"),
-        sa.CheckConstraint("duration_ms >= 0", name="ck_phase_completions_duration_non_negative"),
+        sa.CheckConstraint("cost_usd >= 0", name=op.f("ck_phase_completions_cost_non_negative")),
+        sa.CheckConstraint(
+            "duration_ms >= 0", name=op.f("ck_phase_completions_duration_non_negative")
+        ),
         _cascade_to_sessions("phase_completions"),
         sa.PrimaryKeyConstraint("id", name="pk_phase_completions"),
         sa.UniqueConstraint(
@@ -161,7 +164,7 @@ def upgrade() -> None:
         sa.Column("runtime_label", sa.Text(), nullable=True),
         sa.CheckConstraint(
             "status IN ('idle', 'running', 'completed', 'failed', 'paused', 'archived')",
-            name="ck_instances_status",
+            name=op.f("ck_instances_status"),
         ),
         _cascade_to_sessions("instances"),
         sa.PrimaryKeyConstraint("id", name="pk_instances"),
@@ -179,7 +182,9 @@ def upgrade() -> None:
         sa.Column("content", sa.Text(), nullable=False),
         _ts("created_at"),
         sa.Column("instance_number", sa.Integer(), nullable=True),
-        sa.CheckConstraint("role IN ('user', 'assistant', 'system')", name="ck_chat_messages_role"),
+        sa.CheckConstraint(
+            "role IN ('user', 'assistant', 'system')", name=op.f("ck_chat_messages_role")
+        ),
         _cascade_to_sessions("chat_messages"),
         sa.PrimaryKeyConstraint("seq", name="pk_chat_messages"),
         sa.UniqueConstraint("id", name="uq_chat_messages_id"),
