@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
+from statekeeper.executor import prepared
+
 __all__ = ["MAINTENANCE", "as_date", "upsert", "utc_day"]
 
 MAINTENANCE: Mapping[str, Mapping[str, tuple[str, ...]]] = {
@@ -47,7 +49,7 @@ def upsert(
     assignments: dict[str, Any] = {name: statement.excluded[name] for name in update}
     if increment is not None:
         assignments[increment] = table.c[increment] + 1
-    return statement.on_conflict_do_update(index_elements=list(keys), set_=assignments)
+    return prepared(statement.on_conflict_do_update(index_elements=list(keys), set_=assignments))
 
 
 def utc_day(dialect: str, column: ColumnElement[Any]) -> ColumnElement[Any]:

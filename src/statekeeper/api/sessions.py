@@ -7,11 +7,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection
-
 from statekeeper.api.base import ManagerBase, PathLike, json_object, optional_text, positive
 from statekeeper.enums import SessionStatus
 from statekeeper.errors import InvalidInput, SessionCompleted, SessionNotFound
+from statekeeper.executor import Executor
 from statekeeper.schemas import (
     CostTrend,
     Event,
@@ -256,7 +255,7 @@ class SessionsAPI(ManagerBase):
         actor_id = check_id(actor_id, "actor_id")
         data = json_object(metadata or {}, "metadata")
 
-        def record(db: Connection) -> str:
+        def record(db: Executor) -> str:
             if session_id is not None:
                 sessions_service.lock(db, session_id, allow_completed=True)
             return events.append(

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection
 
 from statekeeper import importers
 from statekeeper.api.base import ManagerBase, PathLike, positive
 from statekeeper.enums import ChatRole, InstanceStatus, SessionStatus
 from statekeeper.errors import InvalidInput
+from statekeeper.executor import Executor
 from statekeeper.schemas import (
     ChatMessage,
     ImportStats,
@@ -161,7 +161,7 @@ class WorktreeAPI(ManagerBase):
         except ValidationError as exc:
             raise InvalidInput(*describe(exc)) from None
 
-        def save(db: Connection) -> None:
+        def save(db: Executor) -> None:
             workspace_id = None if workspace is None else workspaces.touch(db, workspace, utcnow())
             worktree.save(db, record, workspace_id)
 

@@ -1,11 +1,10 @@
-"""What the importer does inside one transaction: take a Connection, never commit."""
+"""What the importer does inside one transaction: take an Executor, never commit."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import Connection
-
+from statekeeper.executor import Executor
 from statekeeper.queries import worktree as q
 from statekeeper.schemas import WorktreeSession
 from statekeeper.services import worktree
@@ -15,19 +14,19 @@ __all__ = ["EVENT_TYPE", "Owner", "insert_new", "stored"]
 EVENT_TYPE = "session.imported"
 """The event each imported session gets in the audit log."""
 
-Owner = Callable[[Connection], str | None]
+Owner = Callable[[Executor], str | None]
 """Gives the workspace id that a file's sessions belong to, recording the workspace."""
 
 
-def insert_new(db: Connection, sessions: Sequence[WorktreeSession], owner: Owner) -> int:
+def insert_new(db: Executor, sessions: Sequence[WorktreeSession], owner: Owner) -> int:
     """Insert the sessions whose id is not stored yet; returns how many were new."""
-    existing = set(db.scalars(q.EXISTING_IDS, {"sids": [s.id for s in sessions]}))
+    existing = {row[0] for row in db.execute(q.EXISTING_IDS, {"sids": [s.id for s in sessions]})}
     new = [s for s in sessions if s.id not in existing]
     if new:
         worktree.insert_many(db, new, owner(db), event_type=EVENT_TYPE)
     return len(new)
 
 
-def stored(db: Connection, session_ids: Sequence[str]) -> dict[str, WorktreeSession]:
+def stored(db: Executor, session_ids: Sequence[str]) -> dict[str, WorktreeSession]:
     """The stored sessions among these ids, whole, by id."""
     return {session.id: session for session in worktree.get_many(db, session_ids)}

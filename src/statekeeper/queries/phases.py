@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from statekeeper.executor import prepared
 from statekeeper.queries import CONTEXT, PHASES, SESSIONS
 
 __all__ = [
@@ -20,24 +21,26 @@ _SID: sa.BindParameter[str] = sa.bindparam("sid")
 _PID: sa.BindParameter[str] = sa.bindparam("pid")
 _THIS_PHASE = sa.and_(PHASES.c.session_id == _SID, PHASES.c.phase_id == _PID)
 
-PHASE_OF = sa.select(PHASES).where(_THIS_PHASE)
+PHASE_OF = prepared(sa.select(PHASES).where(_THIS_PHASE))
 """One phase completion (params: sid, pid)."""
 
-PREVIOUS = sa.select(PHASES.c.id, PHASES.c.cost_usd, PHASES.c.tokens_in, PHASES.c.tokens_out).where(
-    _THIS_PHASE
+PREVIOUS = prepared(
+    sa.select(PHASES.c.id, PHASES.c.cost_usd, PHASES.c.tokens_in, PHASES.c.tokens_out).where(
+        _THIS_PHASE
+    )
 )
 """Key, cost and tokens of an earlier save of this phase, which a new save replaces."""
 
-EXISTS = sa.select(sa.exists().where(_THIS_PHASE))
+EXISTS = prepared(sa.select(sa.exists().where(_THIS_PHASE)))
 """Whether a phase completion exists (params: sid, pid)."""
 
-PHASES_OF = sa.select(PHASES).where(PHASES.c.session_id == _SID).order_by(PHASES.c.id)
+PHASES_OF = prepared(sa.select(PHASES).where(PHASES.c.session_id == _SID).order_by(PHASES.c.id))
 """A session's phases in the order first completed; a re-save keeps its place (param: sid)."""
 
-INSERT = sa.insert(PHASES)
+INSERT = prepared(sa.insert(PHASES))
 """A new phase completion (params: its columns)."""
 
-REPLACE = sa.update(PHASES).where(PHASES.c.id == sa.bindparam("key"))
+REPLACE = prepared(sa.update(PHASES).where(PHASES.c.id == sa.bindparam("key")))
 """Replace a phase completion's results (params: key, and the columns to set)."""
 
 _LAST_PHASE = (
@@ -47,7 +50,7 @@ _LAST_PHASE = (
     .limit(1)
     .scalar_subquery()
 )
-CONTEXT_OF = (
+CONTEXT_OF = prepared(
     sa.select(
         CONTEXT.c.data, _LAST_PHASE.label("last_phase"), SESSIONS.c.cost_usd, SESSIONS.c.status
     )

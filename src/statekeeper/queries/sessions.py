@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from statekeeper.dialects import utc_day
 from statekeeper.enums import SessionStatus
+from statekeeper.executor import prepared
 from statekeeper.queries import SESSIONS, AnySelect
 
 __all__ = [
@@ -33,10 +34,10 @@ __all__ = [
 ]
 
 _ID: sa.BindParameter[str] = sa.bindparam("sid")
-BY_ID = sa.select(SESSIONS).where(SESSIONS.c.id == _ID)
+BY_ID = prepared(sa.select(SESSIONS).where(SESSIONS.c.id == _ID))
 """The whole session row (param: sid)."""
 
-LOCK = (
+LOCK = prepared(
     sa.select(
         SESSIONS.c.status,
         SESSIONS.c.created_at,
@@ -52,7 +53,7 @@ LOCK = (
 On SQLite the BEGIN IMMEDIATE of every write transaction already serializes writers.
 """
 
-TOUCH = (
+TOUCH = prepared(
     sa.update(SESSIONS)
     .where(SESSIONS.c.id == _ID)
     .values(updated_at=sa.bindparam("now"))
@@ -60,10 +61,10 @@ TOUCH = (
 )
 """Mark a session changed, locking its row, in one round trip (params: sid, now)."""
 
-INSERT = sa.insert(SESSIONS)
+INSERT = prepared(sa.insert(SESSIONS))
 """A new session row (params: its columns)."""
 
-SET_TOTALS = (
+SET_TOTALS = prepared(
     sa.update(SESSIONS)
     .where(SESSIONS.c.id == _ID)
     .values(
@@ -75,16 +76,18 @@ SET_TOTALS = (
 )
 """A session's totals after a phase save (params: sid, now, cost, tin, tout)."""
 
-DELETE = sa.delete(SESSIONS).where(SESSIONS.c.id == _ID)
+DELETE = prepared(sa.delete(SESSIONS).where(SESSIONS.c.id == _ID))
 """Delete one session; its rows in other tables go by ON DELETE CASCADE (param: sid)."""
 
-TIMING = sa.select(SESSIONS.c.created_at, SESSIONS.c.completed_at).where(SESSIONS.c.id == _ID)
+TIMING = prepared(
+    sa.select(SESSIONS.c.created_at, SESSIONS.c.completed_at).where(SESSIONS.c.id == _ID)
+)
 """When a session was created and completed (param: sid)."""
 
-COUNT = sa.select(sa.func.count()).select_from(SESSIONS)
+COUNT = prepared(sa.select(sa.func.count()).select_from(SESSIONS))
 """How many sessions exist."""
 
-CURSOR = sa.select(SESSIONS.c.created_at, SESSIONS.c.id).where(SESSIONS.c.id == _ID)
+CURSOR = prepared(sa.select(SESSIONS.c.created_at, SESSIONS.c.id).where(SESSIONS.c.id == _ID))
 """The keyset position of a session in history order (param: sid)."""
 
 SUMMARY_COLUMNS = (
@@ -136,8 +139,10 @@ def history(*, status: bool, kind: bool, workspace: bool, after: bool) -> AnySel
             sa.bindparam("after_id", type_=SESSIONS.c.id.type),
         )
         query = query.where(sa.tuple_(SESSIONS.c.created_at, SESSIONS.c.id) < position)
-    return query.order_by(SESSIONS.c.created_at.desc(), SESSIONS.c.id.desc()).limit(
-        sa.bindparam("limit")
+    return prepared(
+        query.order_by(SESSIONS.c.created_at.desc(), SESSIONS.c.id.desc()).limit(
+            sa.bindparam("limit")
+        )
     )
 
 

@@ -6,6 +6,7 @@ from functools import cache
 
 import sqlalchemy as sa
 
+from statekeeper.executor import prepared
 from statekeeper.queries import CHAT, INSTANCES, SESSIONS, AnySelect
 
 __all__ = [
@@ -27,35 +28,37 @@ _NUMBER: sa.BindParameter[int] = sa.bindparam("number")
 _SIDS: sa.BindParameter[list[str]] = sa.bindparam("sids", expanding=True)
 _THIS_INSTANCE = sa.and_(INSTANCES.c.session_id == _SID, INSTANCES.c.instance_number == _NUMBER)
 
-INSTANCE_EXISTS = sa.select(sa.exists().where(_THIS_INSTANCE))
+INSTANCE_EXISTS = prepared(sa.select(sa.exists().where(_THIS_INSTANCE)))
 """Whether a session has an instance with this number (params: sid, number)."""
 
-INSTANCE_INSERT = sa.insert(INSTANCES)
+INSTANCE_INSERT = prepared(sa.insert(INSTANCES))
 """New instances (params: their columns)."""
 
-UPDATE_INSTANCE = sa.update(INSTANCES).where(_THIS_INSTANCE)
+UPDATE_INSTANCE = prepared(sa.update(INSTANCES).where(_THIS_INSTANCE))
 """Change fields of one instance (params: sid, number, and the columns to set)."""
 
-INSTANCES_OF = (
+INSTANCES_OF = prepared(
     sa.select(INSTANCES)
     .where(INSTANCES.c.session_id.in_(_SIDS))
     .order_by(INSTANCES.c.session_id, INSTANCES.c.instance_number)
 )
 """The instances of some sessions, by session then number (param: sids, a list)."""
 
-DELETE_INSTANCES = sa.delete(INSTANCES).where(INSTANCES.c.session_id == _SID)
+DELETE_INSTANCES = prepared(sa.delete(INSTANCES).where(INSTANCES.c.session_id == _SID))
 """Every instance of a session, before a whole-object save rewrites them (param: sid)."""
 
-CHAT_INSERT = sa.insert(CHAT)
+CHAT_INSERT = prepared(sa.insert(CHAT))
 """New chat messages (params: their columns)."""
 
-SEQ_OF = sa.select(CHAT.c.seq).where(CHAT.c.session_id == _SID, CHAT.c.id == sa.bindparam("mid"))
+SEQ_OF = prepared(
+    sa.select(CHAT.c.seq).where(CHAT.c.session_id == _SID, CHAT.c.id == sa.bindparam("mid"))
+)
 """Where a message stands in its session's chat (params: sid, mid)."""
 
-DELETE_CHAT = sa.delete(CHAT).where(CHAT.c.session_id == _SID)
+DELETE_CHAT = prepared(sa.delete(CHAT).where(CHAT.c.session_id == _SID))
 """Every chat message of a session, before a whole-object save rewrites them (param: sid)."""
 
-EXISTING_IDS = sa.select(SESSIONS.c.id).where(SESSIONS.c.id.in_(_SIDS))
+EXISTING_IDS = prepared(sa.select(SESSIONS.c.id).where(SESSIONS.c.id.in_(_SIDS)))
 """Which of these session ids are stored (param: sids, a list)."""
 
 
@@ -66,7 +69,7 @@ def chat_of(*, after: bool, limit: bool) -> AnySelect:
     if after:
         query = query.where(CHAT.c.seq > sa.bindparam("after_seq"))
     query = query.order_by(CHAT.c.session_id, CHAT.c.seq)
-    return query.limit(sa.bindparam("limit")) if limit else query
+    return prepared(query.limit(sa.bindparam("limit")) if limit else query)
 
 
 def sessions_in(

@@ -6,8 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
-
+from statekeeper.executor import Executor
 from statekeeper.queries import events as q
 from statekeeper.schemas import Event
 
@@ -15,7 +14,7 @@ __all__ = ["append", "by_session", "by_type"]
 
 
 def append(
-    db: Connection,
+    db: Executor,
     *,
     event_type: str,
     content: str,
@@ -43,11 +42,11 @@ def append(
     return event_id
 
 
-def by_session(db: Connection, session_id: str) -> list[Event]:
+def by_session(db: Executor, session_id: str) -> list[Event]:
     """A session's events, oldest first."""
     return [Event.model_validate(row) for row in db.execute(q.BY_SESSION, {"sid": session_id})]
 
 
-def by_type(db: Connection, event_type: str) -> list[Event]:
+def by_type(db: Executor, event_type: str) -> list[Event]:
     """Every event of one type, oldest first."""
     return [Event.model_validate(row) for row in db.execute(q.BY_TYPE, {"kind": event_type})]

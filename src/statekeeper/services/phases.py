@@ -6,11 +6,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection
-
 from statekeeper.dialects import upsert
 from statekeeper.enums import SessionStatus
 from statekeeper.errors import SessionCompleted, SessionNotFound
+from statekeeper.executor import Executor
 from statekeeper.queries import CONTEXT
 from statekeeper.queries import phases as q
 from statekeeper.queries import sessions as sessions_q
@@ -31,7 +30,7 @@ __all__ = [
 
 
 def save_phase(
-    db: Connection,
+    db: Executor,
     session_id: str,
     phase_id: str,
     *,
@@ -92,24 +91,24 @@ def save_phase(
     )
 
 
-def get_phase(db: Connection, session_id: str, phase_id: str) -> PhaseCompletion | None:
+def get_phase(db: Executor, session_id: str, phase_id: str) -> PhaseCompletion | None:
     """One completed phase, or None."""
     row = db.execute(q.PHASE_OF, {"sid": session_id, "pid": phase_id}).first()
     return None if row is None else PhaseCompletion.model_validate(row)
 
 
-def completed_phases(db: Connection, session_id: str) -> list[PhaseCompletion]:
+def completed_phases(db: Executor, session_id: str) -> list[PhaseCompletion]:
     """A session's completed phases, in the order first completed."""
     rows = db.execute(q.PHASES_OF, {"sid": session_id})
     return [PhaseCompletion.model_validate(row) for row in rows]
 
 
-def is_completed(db: Connection, session_id: str, phase_id: str) -> bool:
+def is_completed(db: Executor, session_id: str, phase_id: str) -> bool:
     """Whether the phase has been completed."""
     return bool(db.scalar(q.EXISTS, {"sid": session_id, "pid": phase_id}))
 
 
-def save_context(db: Connection, session_id: str, data: Any) -> None:
+def save_context(db: Executor, session_id: str, data: Any) -> None:
     """Replace the session's workflow context."""
     sessions_service.lock(db, session_id)
     now = utcnow()
@@ -117,7 +116,7 @@ def save_context(db: Connection, session_id: str, data: Any) -> None:
     db.execute(sessions_q.update(session_id, updated_at=now))
 
 
-def _write_context(db: Connection, session_id: str, data: Any, now: datetime) -> None:
+def _write_context(db: Executor, session_id: str, data: Any, now: datetime) -> None:
     """Insert or replace the context row, bumping its version, in one statement."""
     statement = upsert(
         db.dialect.name, CONTEXT, ("session_id",), ("data", "updated_at"), increment="version"
@@ -125,7 +124,7 @@ def _write_context(db: Connection, session_id: str, data: Any, now: datetime) ->
     db.execute(statement, {"session_id": session_id, "data": data, "version": 1, "updated_at": now})
 
 
-def load_context(db: Connection, session_id: str) -> WorkflowContext | None:
+def load_context(db: Executor, session_id: str) -> WorkflowContext | None:
     """The saved context with the last completed phase and cost so far; None if never saved."""
     row = db.execute(q.CONTEXT_OF, {"sid": session_id}).first()
     if row is None or row.data is None:
@@ -135,7 +134,7 @@ def load_context(db: Connection, session_id: str) -> WorkflowContext | None:
     )
 
 
-def resume(db: Connection, session_id: str) -> WorkflowContext | None:
+def resume(db: Executor, session_id: str) -> WorkflowContext | None:
     """What to resume from: None only when neither context nor any phase was saved."""
     row = db.execute(q.CONTEXT_OF, {"sid": session_id}).first()
     if row is None:

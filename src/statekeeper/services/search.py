@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
-from sqlalchemy import Connection
 
 from statekeeper.dialects import search_statement
+from statekeeper.executor import Executor
 from statekeeper.schemas import SearchHit
 
 __all__ = ["MAX_WORDS", "search", "words_of"]
@@ -22,7 +22,7 @@ def words_of(query: str) -> list[str]:
     return list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))[:MAX_WORDS]
 
 
-def search(db: Connection, query: str, limit: int) -> list[SearchHit]:
+def search(db: Executor, query: str, limit: int) -> list[SearchHit]:
     """Sessions holding every word of `query`, best first, with their best-matching snippet."""
     words = words_of(query)
     if not words:

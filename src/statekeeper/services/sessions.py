@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection
 
 from statekeeper.enums import SessionStatus
 from statekeeper.errors import (
@@ -16,6 +15,7 @@ from statekeeper.errors import (
     SessionCompleted,
     SessionNotFound,
 )
+from statekeeper.executor import Executor
 from statekeeper.queries import sessions as q
 from statekeeper.schemas import Session, SessionSummary
 from statekeeper.services import events, workspaces
@@ -46,9 +46,7 @@ def parse_status(value: SessionStatus | str, field: str = "status") -> SessionSt
         raise InvalidInput(field, f"unknown status {value!r} (allowed: {allowed})") from None
 
 
-def lock(
-    db: Connection, session_id: str, *, allow_completed: bool = False
-) -> sa.Row[*tuple[Any, ...]]:
+def lock(db: Executor, session_id: str, *, allow_completed: bool = False) -> Any:
     """Lock a session for a write; return status, created_at and totals; check it may change."""
     check_id(session_id, "session_id")
     row = db.execute(q.LOCK, {"sid": session_id}).first()
@@ -59,7 +57,7 @@ def lock(
     return row
 
 
-def touch(db: Connection, session_id: str, now: datetime) -> None:
+def touch(db: Executor, session_id: str, now: datetime) -> None:
     """Mark a session changed, locking it, in one statement; any status may change this way."""
     check_id(session_id, "session_id")
     if db.execute(q.TOUCH, {"sid": session_id, "now": now}).first() is None:
@@ -67,7 +65,7 @@ def touch(db: Connection, session_id: str, now: datetime) -> None:
 
 
 def create(
-    db: Connection,
+    db: Executor,
     *,
     session_id: str,
     kind: str,
@@ -117,14 +115,14 @@ def create(
     return session_id
 
 
-def get(db: Connection, session_id: str) -> Session | None:
+def get(db: Executor, session_id: str) -> Session | None:
     """The whole session, or None."""
     row = db.execute(q.BY_ID, {"sid": session_id}).first()
     return None if row is None else Session.model_validate(row)
 
 
 def update_status(
-    db: Connection, session_id: str, status: SessionStatus, error_message: str | None
+    db: Executor, session_id: str, status: SessionStatus, error_message: str | None
 ) -> None:
     """Move a session; `completed` is final, terminal states stamp completion and duration."""
     current = lock(db, session_id, allow_completed=True)
@@ -152,7 +150,7 @@ def update_status(
     )
 
 
-def save_markdown(db: Connection, session_id: str, markdown: str) -> None:
+def save_markdown(db: Executor, session_id: str, markdown: str) -> None:
     """Store the final report; allowed in any status, since it is often written last."""
     text = check_text(markdown, "markdown")
     lock(db, session_id, allow_completed=True)
@@ -160,7 +158,7 @@ def save_markdown(db: Connection, session_id: str, markdown: str) -> None:
 
 
 def history(
-    db: Connection,
+    db: Executor,
     limit: int,
     *,
     status: SessionStatus | None,
@@ -190,7 +188,7 @@ def history(
     return [SessionSummary.model_validate(row) for row in db.execute(statement, params)]
 
 
-def calculate_duration(db: Connection, session_id: str) -> int:
+def calculate_duration(db: Executor, session_id: str) -> int:
     """Milliseconds from creation to completion, or to now while the session is open."""
     row = db.execute(q.TIMING, {"sid": session_id}).first()
     if row is None:
@@ -198,18 +196,18 @@ def calculate_duration(db: Connection, session_id: str) -> int:
     return _elapsed_ms(row.created_at, row.completed_at or utcnow())
 
 
-def count(db: Connection) -> int:
+def count(db: Executor) -> int:
     """How many sessions are stored."""
     return db.scalar(q.COUNT) or 0
 
 
-def delete(db: Connection, session_id: str) -> None:
+def delete(db: Executor, session_id: str) -> None:
     """Delete a session and, by cascade, everything that belongs to it."""
     lock(db, session_id, allow_completed=True)
     db.execute(q.DELETE, {"sid": session_id})
 
 
-def cleanup(db: Connection, days: int) -> int:
+def cleanup(db: Executor, days: int) -> int:
     """Delete completed and failed sessions that finished more than `days` days ago."""
     return db.execute(q.cleanup(utcnow() - timedelta(days=days))).rowcount
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Connection
-
 from statekeeper.dialects import as_date
+from statekeeper.executor import Executor
 from statekeeper.queries import sessions as q
 from statekeeper.schemas import CostTrend, SessionStatistics
 from statekeeper.values import MONEY_PLACES, ZERO, utcnow
@@ -22,7 +21,7 @@ def _money(value: object) -> Decimal:
     return Decimal(str(value)).quantize(Decimal(1).scaleb(-MONEY_PLACES))
 
 
-def statistics(db: Connection) -> SessionStatistics:
+def statistics(db: Executor) -> SessionStatistics:
     """Session counts, with cost and duration averaged over completed sessions."""
     total, completed, failed, avg_cost, avg_duration = db.execute(q.statistics()).one()
     return SessionStatistics(
@@ -34,7 +33,7 @@ def statistics(db: Connection) -> SessionStatistics:
     )
 
 
-def cost_trends(db: Connection, days: int) -> list[CostTrend]:
+def cost_trends(db: Executor, days: int) -> list[CostTrend]:
     """One entry per UTC day for the last `days` days (today included), oldest first."""
     today = utcnow().date()
     first = today - timedelta(days=days - 1)

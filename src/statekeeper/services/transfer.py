@@ -6,15 +6,15 @@ and a new column is carried without code here changing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection
 
 from statekeeper.errors import ImportFailed, SessionNotFound
+from statekeeper.executor import Executor
 from statekeeper.models import Base
 from statekeeper.models.base import UTCDateTime
 from statekeeper.queries import sessions as sessions_q
@@ -66,11 +66,11 @@ def _decode(column: sa.Column[Any], value: Any) -> Any:
     return value
 
 
-def _dump(table: sa.Table, rows: Iterator[sa.Row[Any]]) -> list[dict[str, Any]]:
+def _dump(table: sa.Table, rows: Iterable[Any]) -> list[dict[str, Any]]:
     return [{c.name: _encode(c, row._mapping[c]) for c in table.columns} for row in rows]
 
 
-def export_session(db: Connection, session_id: str) -> dict[str, Any]:
+def export_session(db: Executor, session_id: str) -> dict[str, Any]:
     """A JSON-ready document of the session and every row that belongs to it."""
     row = db.execute(sessions_q.BY_ID, {"sid": session_id}).first()
     if row is None:
@@ -96,7 +96,7 @@ def export_session(db: Connection, session_id: str) -> dict[str, Any]:
     }
 
 
-def import_session(db: Connection, document: Any) -> str:
+def import_session(db: Executor, document: Any) -> str:
     """Insert an exported session; the whole document goes in, or nothing does."""
     tables = _check_document(document)
     sessions = tables.get("sessions") or []

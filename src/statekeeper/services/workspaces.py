@@ -7,10 +7,9 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection
-
 from statekeeper.dialects import upsert
 from statekeeper.errors import InvalidInput
+from statekeeper.executor import Executor
 from statekeeper.models import Base
 from statekeeper.values import check_text
 
@@ -39,7 +38,7 @@ def workspace_id(path: str | os.PathLike[str]) -> str:
     return _hash(canonical_path(path))
 
 
-def touch(db: Connection, path: str | os.PathLike[str], now: datetime) -> str:
+def touch(db: Executor, path: str | os.PathLike[str], now: datetime) -> str:
     """Record the workspace (or refresh its path and last_accessed) and return its id."""
     canonical = canonical_path(path)
     key = _hash(canonical)
@@ -48,7 +47,7 @@ def touch(db: Connection, path: str | os.PathLike[str], now: datetime) -> str:
     return key
 
 
-def touch_hashed(db: Connection, key: str, now: datetime) -> str:
+def touch_hashed(db: Executor, key: str, now: datetime) -> str:
     """Record a workspace known only by the hash in a file name (its path stays unknown)."""
     statement = upsert(db.dialect.name, _WORKSPACES, ("id",), ("last_accessed",))
     db.execute(statement, {"id": key, "path": None, "last_accessed": now})

@@ -8,10 +8,10 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection
 
 from statekeeper.enums import ChatRole
 from statekeeper.errors import InvalidInput
+from statekeeper.executor import Executor
 from statekeeper.queries import events as events_q
 from statekeeper.queries import sessions as sessions_q
 from statekeeper.queries import worktree as q
@@ -38,7 +38,7 @@ INSTANCE_FIELDS = frozenset(WorktreeInstance.model_fields) - {"instance_id"}
 """Instance fields that `add_instance` and `update_instance` accept by keyword."""
 
 
-def add_instance(db: Connection, session_id: str, number: int, values: dict[str, Any]) -> None:
+def add_instance(db: Executor, session_id: str, number: int, values: dict[str, Any]) -> None:
     """Add an instance; its number must be new in the session."""
     sessions_service.touch(db, session_id, utcnow())
     if db.scalar(q.INSTANCE_EXISTS, {"sid": session_id, "number": number}):
@@ -46,7 +46,7 @@ def add_instance(db: Connection, session_id: str, number: int, values: dict[str,
     db.execute(q.INSTANCE_INSERT, {"session_id": session_id, "instance_number": number, **values})
 
 
-def update_instance(db: Connection, session_id: str, number: int, values: dict[str, Any]) -> None:
+def update_instance(db: Executor, session_id: str, number: int, values: dict[str, Any]) -> None:
     """Change fields of an existing instance."""
     sessions_service.touch(db, session_id, utcnow())
     if not db.scalar(q.INSTANCE_EXISTS, {"sid": session_id, "number": number}):
@@ -55,13 +55,13 @@ def update_instance(db: Connection, session_id: str, number: int, values: dict[s
         db.execute(q.UPDATE_INSTANCE, {"sid": session_id, "number": number, **values})
 
 
-def instances(db: Connection, session_id: str) -> list[WorktreeInstance]:
+def instances(db: Executor, session_id: str) -> list[WorktreeInstance]:
     """A session's instances by number."""
     return [_instance(row) for row in db.execute(q.INSTANCES_OF, {"sids": [session_id]})]
 
 
 def add_chat_message(
-    db: Connection, session_id: str, role: ChatRole, content: str, instance_number: int | None
+    db: Executor, session_id: str, role: ChatRole, content: str, instance_number: int | None
 ) -> str:
     """Append a message after every earlier one of the session; returns its id.
 
@@ -86,7 +86,7 @@ def add_chat_message(
 
 
 def chat_history(
-    db: Connection, session_id: str, limit: int | None, after: str | None
+    db: Executor, session_id: str, limit: int | None, after: str | None
 ) -> list[ChatMessage]:
     """Messages in insertion order: the first `limit` of them after message `after`."""
     params: dict[str, Any] = {"sids": [session_id]}
@@ -100,25 +100,25 @@ def chat_history(
     return [_message(row) for row in db.execute(statement, params)]
 
 
-def get(db: Connection, session_id: str) -> WorktreeSession | None:
+def get(db: Executor, session_id: str) -> WorktreeSession | None:
     """The whole legacy object, or None."""
     row = db.execute(sessions_q.BY_ID, {"sid": session_id}).first()
     return None if row is None else _assemble(db, [row])[0]
 
 
-def get_many(db: Connection, session_ids: Collection[str]) -> list[WorktreeSession]:
+def get_many(db: Executor, session_ids: Collection[str]) -> list[WorktreeSession]:
     """The stored ones among these sessions, whole, in three queries however many."""
     return _assemble(db, list(db.execute(sessions_q.by_ids(session_ids))))
 
 
 def list_in_workspace(
-    db: Connection, workspace_id: str, kind: str | None, status: str | None
+    db: Executor, workspace_id: str, kind: str | None, status: str | None
 ) -> list[WorktreeSession]:
     """A workspace's sessions, newest first, each whole: three queries, however many."""
     return _assemble(db, list(db.execute(q.sessions_in(workspace_id, kind=kind, status=status))))
 
 
-def save(db: Connection, session: WorktreeSession, workspace_id: str | None) -> None:
+def save(db: Executor, session: WorktreeSession, workspace_id: str | None) -> None:
     """Insert the session, or replace it whole: its fields, instances and chat."""
     locked = db.execute(sessions_q.LOCK, {"sid": session.id}).first()
     if locked is None:
@@ -143,7 +143,7 @@ def save(db: Connection, session: WorktreeSession, workspace_id: str | None) -> 
 
 
 def insert_many(
-    db: Connection,
+    db: Executor,
     sessions: Sequence[WorktreeSession],
     workspace_id: str | None,
     *,
@@ -190,7 +190,7 @@ def insert_many(
     )
 
 
-def _insert_children(db: Connection, sessions: Iterable[WorktreeSession]) -> None:
+def _insert_children(db: Executor, sessions: Iterable[WorktreeSession]) -> None:
     instance_rows = [
         {
             "session_id": s.id,
@@ -239,7 +239,7 @@ def _session_values(session: WorktreeSession) -> dict[str, Any]:
     }
 
 
-def _assemble(db: Connection, rows: list[sa.Row[Any]]) -> list[WorktreeSession]:
+def _assemble(db: Executor, rows: list[sa.Row[Any]]) -> list[WorktreeSession]:
     ids = [row.id for row in rows]
     by_session: dict[str, list[WorktreeInstance]] = defaultdict(list)
     chats: dict[str, list[ChatMessage]] = defaultdict(list)

@@ -1,0 +1,264 @@
+"""The Executor services run statements on: SQLAlchemy, with a direct path for hot statements.
+
+SQLAlchemy spends about 35 µs per statement in its execution context and event dispatch,
+five times what SQLite itself needs for a keyed SELECT. Statements marked with
+`prepared()` (the prebuilt ones of `queries/`) are therefore compiled once and sent straight
+to the driver's cursor on SQLite, their values still converted by SQLAlchemy's own bind and
+result processors (UTC timestamps, exact money, JSON). Everything else goes through the
+SQLAlchemy Connection. Both paths share that Connection's transaction, so BEGIN IMMEDIATE,
+savepoints, retries and error translation are the same for either.
+
+On PostgreSQL every statement takes the SQLAlchemy path: the network round trip dominates
+there, and psycopg's typed result processing is SQLAlchemy's to get right.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
+
+__all__ = ["Executor", "NeedsConnection", "PlanCache", "Result", "driver_errors", "prepared"]
+
+PREPARED_OPTION = "statekeeper_prepared"
+
+S = TypeVar("S", bound=sa.Executable)
+
+Processor = Callable[[Any], Any]
+
+
+def prepared(statement: S) -> S:
+    """Mark a statement that is built once and run often for the direct driver path."""
+    return statement.execution_options(**{PREPARED_OPTION: True})
+
+
+class Result(Protocol):
+    """What services read from an executed statement, on either path."""
+
+    def first(self) -> Any: ...
+
+    def one(self) -> Any: ...
+
+    def all(self) -> Sequence[Any]: ...
+
+    def scalar(self) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+
+class _Rows:
+    """The fetched, converted rows of a statement run on the direct path."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> Any:
+        if len(self._rows) != 1:
+            raise sa.exc.NoResultFound(f"expected one row, got {len(self._rows)}")
+        return self._rows[0]
+
+    def all(self) -> Sequence[Any]:
+        return self._rows
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One statement compiled for the direct path: its SQL, parameter order and converters."""
+
+    compiled: SQLCompiler
+    sql: str
+    names: tuple[str, ...]
+    bind: Mapping[str, Processor]
+    expanding: frozenset[str]
+    row: type[tuple[Any, ...]] | None
+    results: tuple[tuple[int, Processor], ...]
+    expanded_sql: dict[tuple[int, ...], str] = field(default_factory=dict)
+
+    def parameters(self, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+        """The SQL and positional values for one execution."""
+        values = self.compiled.construct_params(params, _check=False)
+        flat: list[Any] = []
+        sizes: list[int] = []
+        for name in self.names:
+            value = values[name]
+            convert = self.bind.get(name)
+            if name in self.expanding:
+                items = list(value)
+                sizes.append(len(items))
+                flat.extend(convert(v) if convert else v for v in items)
+            else:
+                flat.append(convert(value) if convert else value)
+        if not self.expanding:
+            return self.sql, tuple(flat)
+        return self._expand(tuple(sizes)), tuple(flat)
+
+    def _expand(self, sizes: tuple[int, ...]) -> str:
+        """The SQL with each expanding IN list given its number of placeholders."""
+        sql = self.expanded_sql.get(sizes)
+        if sql is None:
+            sql = self.sql
+            expanding = (name for name in self.names if name in self.expanding)
+            for name, size in zip(expanding, sizes, strict=True):
+                sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * size), 1)
+            self.expanded_sql[sizes] = sql
+        return sql
+
+    def convert(self, raw: list[Any]) -> list[Any]:
+        """Driver rows as named rows of Python values, like SQLAlchemy's Row."""
+        make = self.row._make  # type: ignore[union-attr]
+        if not self.results:
+            return [make(values) for values in raw]
+        rows = []
+        for values in raw:
+            converted = list(values)
+            for index, process in self.results:
+                converted[index] = process(converted[index])
+            rows.append(make(converted))
+        return rows
+
+
+def _named_row(keys: list[str]) -> type[tuple[Any, ...]]:
+    """A row class with attribute access by column name, as SQLAlchemy's Row has."""
+    make: Callable[[str, list[str]], type[tuple[Any, ...]]] = namedtuple
+    return make("Row", keys)
+
+
+class PlanCache:
+    """Compiled plans of one engine, by statement identity (and written columns for DML)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.direct = dialect.name == "sqlite"
+        self._plans: dict[int, tuple[sa.Executable, dict[frozenset[str], _Plan | None]]] = {}
+
+    def plan(self, statement: sa.Executable, params: Mapping[str, Any]) -> _Plan | None:
+        """The plan for this statement and parameter names, or None for the SQLAlchemy path."""
+        entry = self._plans.get(id(statement))
+        if entry is None:
+            entry = self._plans[id(statement)] = (statement, {})
+        # What an INSERT or UPDATE writes depends on the parameter names given.
+        keys = frozenset(params) if isinstance(statement, UpdateBase) else frozenset()
+        by_keys = entry[1]
+        if keys not in by_keys:
+            by_keys[keys] = self._compile(statement, keys)
+        return by_keys[keys]
+
+    def _compile(self, statement: sa.Executable, keys: frozenset[str]) -> _Plan | None:
+        compiled = statement.compile(  # type: ignore[attr-defined]
+            dialect=self.dialect, column_keys=sorted(keys)
+        )
+        if not isinstance(compiled, SQLCompiler) or compiled.positiontup is None:
+            return None
+        if compiled.insert_prefetch or compiled.update_prefetch or compiled.literal_execute_params:
+            return None  # Python-side defaults or literal rendering: SQLAlchemy's job
+        expanding = frozenset(name for bind, name in compiled.bind_names.items() if bind.expanding)
+        columns = compiled._result_columns
+        keys_out = [column.keyname for column in columns]
+        row: type[tuple[Any, ...]] | None = None
+        if keys_out:
+            if len(set(keys_out)) != len(keys_out) or not all(k.isidentifier() for k in keys_out):
+                return None
+            row = _named_row(keys_out)
+        processors = (c.type._cached_result_processor(self.dialect, None) for c in columns)
+        results = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+        return _Plan(
+            compiled=compiled,
+            sql=compiled.string,
+            names=tuple(compiled.positiontup),
+            bind=cast(Mapping[str, Processor], compiled._bind_processors),
+            expanding=expanding,
+            row=row,
+            results=results,
+        )
+
+
+class NeedsConnection(Exception):
+    """A statement only SQLAlchemy can run reached a driver-only unit of work."""
+
+
+@contextmanager
+def driver_errors(dialect: Dialect, statement: str, params: Any = None) -> Iterator[None]:
+    """Raise driver errors as SQLAlchemy's, so retries and translation treat both alike."""
+    dbapi = dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(
+            statement, params, exc, dbapi.Error, dialect=dialect
+        ) from exc
+
+
+class Executor:
+    """Runs a unit of work's statements, hot ones straight on the driver.
+
+    With a `connection`, anything else runs on it; without one (a driver-only unit of work)
+    anything else raises NeedsConnection, and the unit of work reruns on SQLAlchemy.
+    """
+
+    __slots__ = ("_driver", "_plans", "connection", "dialect")
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        plans: PlanCache,
+        *,
+        connection: Connection | None = None,
+        driver: Any = None,
+    ) -> None:
+        self.connection = connection
+        self.dialect = dialect
+        self._plans = plans
+        self._driver = driver
+
+    def execute(self, statement: sa.Executable, params: Any = None) -> Result:
+        """Run one statement with one set of parameters (or many, on the SQLAlchemy path)."""
+        if (
+            self._plans.direct
+            and (params is None or isinstance(params, dict))
+            and statement._execution_options.get(PREPARED_OPTION)
+        ):
+            plan = self._plans.plan(statement, params or {})
+            if plan is not None:
+                return self._direct(plan, params or {})
+        if self.connection is None:
+            raise NeedsConnection
+        return self.connection.execute(statement, params)
+
+    def scalar(self, statement: sa.Executable, params: Any = None) -> Any:
+        """The first column of the first row, or None."""
+        return self.execute(statement, params).scalar()
+
+    def _direct(self, plan: _Plan, params: Mapping[str, Any]) -> _Rows:
+        if self._driver is None:
+            self._driver = self.connection.connection.dbapi_connection  # type: ignore[union-attr]
+        sql, values = plan.parameters(params)
+        with driver_errors(self.dialect, sql, values):
+            cursor = self._driver.cursor()
+            try:
+                cursor.execute(sql, values)
+                rows = plan.convert(list(cursor.fetchall())) if plan.row is not None else []
+                return _Rows(rows, cursor.rowcount)
+            finally:
+                cursor.close()

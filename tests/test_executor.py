@@ -1,0 +1,182 @@
+"""The direct driver path: the same rows and values as SQLAlchemy's, and really taken.
+
+On SQLite, statements marked `prepared()` skip SQLAlchemy's execution context. These tests
+run every such statement both ways on one populated store and compare what comes back
+(values and their types), then check that the hot calls reach the database without going
+through SQLAlchemy's cursor execution at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from statekeeper import InvalidInput, StateManager
+from statekeeper.dialects import upsert
+from statekeeper.executor import PREPARED_OPTION, Executor, NeedsConnection
+from statekeeper.queries import CONTEXT
+from statekeeper.queries import events as qe
+from statekeeper.queries import phases as qp
+from statekeeper.queries import sessions as qs
+from statekeeper.queries import worktree as qw
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[StateManager, str]]:
+    with StateManager(tmp_path / "direct.db") as sm:
+        sid = sm.create_session("Ünïcode subject", task="find the bug", metadata={"k": [1, 2]})
+        sm.save_phase_completion(sid, "p1", {"out": "x" * 50}, 10, "0.01", context={"a": 1})
+        sm.save_phase_completion(sid, "p2", None, 20, Decimal("0.00000001"), tokens_in=5)
+        sm.add_instance(
+            sid, 1, worktree_path="/w/1", branch="b1", agent_name="a", tmux_session_id="t"
+        )
+        sm.add_instance(
+            sid, 2, worktree_path="/w/2", branch="b2", agent_name="b", tmux_session_id="u"
+        )
+        for n in range(3):
+            sm.add_chat_message(sid, "user", f"message {n}", instance_number=1)
+        sm.update_session_status(sid, "failed", "boom")
+        yield sm, sid
+
+
+def _cases(sid: str) -> dict[str, tuple[Any, dict[str, Any]]]:
+    chat_first = {"sids": [sid]}
+    return {
+        "by_id": (qs.BY_ID, {"sid": sid}),
+        "lock": (qs.LOCK, {"sid": sid}),
+        "timing": (qs.TIMING, {"sid": sid}),
+        "cursor": (qs.CURSOR, {"sid": sid}),
+        "count": (qs.COUNT, {}),
+        "history": (
+            qs.history(status=False, kind=False, workspace=False, after=False),
+            {"limit": 5},
+        ),
+        "history_after": (
+            qs.history(status=True, kind=False, workspace=False, after=True),
+            {
+                "limit": 5,
+                "status": "failed",
+                "after_created": datetime(2999, 1, 1, tzinfo=UTC),
+                "after_id": "z",
+            },
+        ),
+        "phases": (qp.PHASES_OF, {"sid": sid}),
+        "phase": (qp.PHASE_OF, {"sid": sid, "pid": "p2"}),
+        "previous": (qp.PREVIOUS, {"sid": sid, "pid": "p1"}),
+        "exists": (qp.EXISTS, {"sid": sid, "pid": "p1"}),
+        "context": (qp.CONTEXT_OF, {"sid": sid}),
+        "events": (qe.BY_SESSION, {"sid": sid}),
+        "events_by_type": (qe.BY_TYPE, {"kind": "phase.completed"}),
+        "instances": (qw.INSTANCES_OF, {"sids": [sid, "other", "third"]}),
+        "instance_exists": (qw.INSTANCE_EXISTS, {"sid": sid, "number": 2}),
+        "chat": (qw.chat_of(after=False, limit=False), chat_first),
+        "chat_page": (
+            qw.chat_of(after=True, limit=True),
+            {"sids": [sid], "after_seq": 1, "limit": 2},
+        ),
+        "existing_ids": (qw.EXISTING_IDS, {"sids": [sid, "missing"]}),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_cases("x")))
+def test_direct_rows_equal_sqlalchemy_rows(store: tuple[StateManager, str], name: str) -> None:
+    sm, sid = store
+    statement, params = _cases(sid)[name]
+    assert statement.get_execution_options().get(PREPARED_OPTION)
+    with sm.engine.connect() as connection:
+        expected = [tuple(row) for row in connection.execute(statement, params)]
+        executor = Executor(connection.dialect, sm._db._plans, connection=connection)
+        got = [tuple(row) for row in executor.execute(statement, params)]
+    assert expected, "the case must return rows to compare"
+    assert got == expected
+    for got_row, expected_row in zip(got, expected, strict=True):
+        assert [type(v) for v in got_row] == [type(v) for v in expected_row]
+        for value in got_row:
+            if isinstance(value, datetime):
+                assert value.tzinfo is UTC
+
+
+def test_direct_rows_have_column_attributes(store: tuple[StateManager, str]) -> None:
+    sm, sid = store
+    with sm.engine.connect() as connection:
+        executor = Executor(connection.dialect, sm._db._plans, connection=connection)
+        row = executor.execute(qp.CONTEXT_OF, {"sid": sid}).first()
+    assert row.data == {"a": 1}
+    assert row.last_phase == "p2"
+    assert row.cost_usd == Decimal("0.01000001")
+    assert row.status == "failed"
+
+
+def test_direct_writes_convert_values_like_sqlalchemy(store: tuple[StateManager, str]) -> None:
+    sm, sid = store
+    statement = upsert("sqlite", CONTEXT, ("session_id",), ("data", "updated_at"), "version")
+    now = datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    with sm.engine.connect() as connection, connection.begin():
+        executor = Executor(connection.dialect, sm._db._plans, connection=connection)
+        params = {"session_id": sid, "data": {"b": "é"}, "version": 1, "updated_at": now}
+        assert executor.execute(statement, params).rowcount == 1
+        stored = connection.exec_driver_sql(
+            "SELECT data, version, updated_at FROM workflow_context WHERE session_id = ?", (sid,)
+        ).one()
+        connection.rollback()
+    assert tuple(stored) == ('{"b":"é"}', 2, "2030-05-06 07:08:09.123456")
+
+
+def test_a_driver_only_unit_reruns_on_sqlalchemy_for_other_statements(
+    store: tuple[StateManager, str],
+) -> None:
+    sm, _ = store
+    unprepared = sa.select(sa.literal(1))
+    executor = Executor(sm.engine.dialect, sm._db._plans)
+    with pytest.raises(NeedsConnection):
+        executor.execute(unprepared)
+    # A unit of work that needs one runs on SQLAlchemy, then and on every later call.
+    assert sm._db.run(lambda db: db.scalar(unprepared), write=False) == 1
+    assert sm._db.run(lambda db: db.scalar(unprepared), write=False) == 1
+
+
+def test_a_rejected_write_on_the_driver_path_writes_nothing(
+    store: tuple[StateManager, str],
+) -> None:
+    sm, sid = store
+    before, events = sm.get_session(sid), sm.get_events(sid)
+    with pytest.raises(InvalidInput, match="session_id"):
+        sm.create_session("again", session_id=sid)
+    assert sm.get_session(sid) == before
+    assert sm.get_events(sid) == events
+    assert sm.get_total_sessions() == 1
+
+
+@pytest.mark.parametrize(
+    "call",
+    ["get_session", "load_context", "get_session_history", "get_chat_history", "save_phase"],
+)
+def test_hot_calls_bypass_sqlalchemy_execution(store: tuple[StateManager, str], call: str) -> None:
+    sm, sid = store
+    sm.update_session_status(sid, "running")
+    calls: dict[str, Callable[[], object]] = {
+        "get_session": lambda: sm.get_session(sid),
+        "load_context": lambda: sm.load_context(sid),
+        "get_session_history": lambda: sm.get_session_history(10),
+        "get_chat_history": lambda: sm.get_chat_history(sid, limit=2),
+        "save_phase": lambda: sm.save_phase_completion(sid, "p3", [1], 1, "0.5", context={}),
+    }
+    calls[call]()  # the first call of a call site may compile
+    through_sqlalchemy: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        through_sqlalchemy.append(statement)
+
+    event.listen(sm.engine, "before_cursor_execute", record)
+    try:
+        assert calls[call]() is not None or call == "save_phase"
+    finally:
+        event.remove(sm.engine, "before_cursor_execute", record)
+    assert through_sqlalchemy == []
