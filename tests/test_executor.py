@@ -180,3 +180,26 @@ def test_hot_calls_bypass_sqlalchemy_execution(store: tuple[StateManager, str], 
     finally:
         event.remove(sm.engine, "before_cursor_execute", record)
     assert through_sqlalchemy == []
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        ("2026-12-01 17:57:01.123456", datetime(2026, 12, 1, 17, 57, 1, 123456, tzinfo=UTC)),
+        ("2026-12-01 17:57:01", datetime(2026, 12, 1, 17, 57, 1, tzinfo=UTC)),
+        ("2026-12-01T17:57:01.5", datetime(2026, 12, 1, 17, 57, 1, 500000, tzinfo=UTC)),
+        ("2026-12-01 19:57:01+02:00", datetime(2026, 12, 1, 17, 57, 1, tzinfo=UTC)),
+        (None, None),
+    ],
+)
+def test_sqlite_timestamps_read_back_as_utc(stored: str | None, expected: datetime | None) -> None:
+    """The fast parse of SQLAlchemy's own text, and the general one for text written by others."""
+    from sqlalchemy.dialects import sqlite
+
+    from statekeeper.models.base import UTCDateTime
+
+    process = UTCDateTime().result_processor(sqlite.dialect(), None)
+    assert process is not None
+    value = process(stored)
+    assert value == expected
+    assert value is None or value.tzinfo is UTC

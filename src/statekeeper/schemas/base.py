@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Annotated
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, PlainSerializer, ValidationError
 
-__all__ = ["DTO", "METADATA", "Money", "describe"]
+__all__ = ["DTO", "FROM_STORE", "METADATA", "Money", "describe"]
 
 METADATA = AliasChoices("metadata", "metadata_")
 """Rows name the column `metadata`; ORM objects call it `metadata_` (a reserved name)."""
+
+FROM_STORE: Mapping[str, bool] = MappingProxyType({"from_store": True})
+"""Validation context for rows read back from the store: checks of input are skipped there."""
 
 Money = Annotated[
     Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")

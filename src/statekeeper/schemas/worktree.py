@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
-from pydantic import AwareDatetime, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, ValidationInfo, model_validator
 from pydantic.alias_generators import to_camel
 
 from statekeeper.enums import ChatRole, InstanceStatus, SessionStatus
@@ -39,8 +39,10 @@ class LegacyDTO(DTO):
     )
 
     @model_validator(mode="after")
-    def _storable(self) -> Self:
+    def _storable(self, info: ValidationInfo) -> Self:
         """Refuse what one engine could not store: NUL, lone surrogates, times beyond UTC."""
+        if info.context is not None and info.context.get("from_store"):
+            return self  # it was stored, so it is storable
         for name in type(self).model_fields:
             value: Any = getattr(self, name)
             for item in value if isinstance(value, list) else [value]:

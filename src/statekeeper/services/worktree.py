@@ -16,6 +16,7 @@ from statekeeper.queries import events as events_q
 from statekeeper.queries import sessions as sessions_q
 from statekeeper.queries import worktree as q
 from statekeeper.schemas import ChatMessage, WorktreeInstance, WorktreeSession
+from statekeeper.schemas.base import FROM_STORE
 from statekeeper.services import events
 from statekeeper.services import sessions as sessions_service
 from statekeeper.values import ZERO, utcnow
@@ -249,42 +250,47 @@ def _assemble(db: Executor, rows: list[sa.Row[Any]]) -> list[WorktreeSession]:
         for message in db.execute(q.chat_of(after=False, limit=False), {"sids": ids}):
             chats[message.session_id].append(_message(message))
     return [
-        WorktreeSession(
-            id=row.id,
-            type=row.kind,
-            task=row.task or "",
-            status=row.status,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            completed_at=row.completed_at,
-            instances=by_session[row.id],
-            chat_history=chats[row.id],
-            model=row.model,
-            timeout_seconds=row.timeout_seconds,
-            preserve_worktrees=row.preserve_worktrees,
-            winner_id=row.winner_instance,
-            runtime_mix=row.runtime_mix,
-            total_duration=None if row.duration_ms is None else row.duration_ms // 1000,
-            total_files_changed=row.files_changed,
-            total_lines_added=row.lines_added,
-            total_lines_deleted=row.lines_deleted,
+        WorktreeSession.model_validate(
+            {
+                "id": row.id,
+                "type": row.kind,
+                "task": row.task or "",
+                "status": row.status,
+                "created_at": row.created_at,
+                "updated_at": row.updated_at,
+                "completed_at": row.completed_at,
+                "instances": by_session[row.id],
+                "chat_history": chats[row.id],
+                "model": row.model,
+                "timeout_seconds": row.timeout_seconds,
+                "preserve_worktrees": row.preserve_worktrees,
+                "winner_id": row.winner_instance,
+                "runtime_mix": row.runtime_mix,
+                "total_duration": None if row.duration_ms is None else row.duration_ms // 1000,
+                "total_files_changed": row.files_changed,
+                "total_lines_added": row.lines_added,
+                "total_lines_deleted": row.lines_deleted,
+            },
+            context=FROM_STORE,
         )
         for row in rows
     ]
 
 
-def _instance(row: sa.Row[Any]) -> WorktreeInstance:
-    return WorktreeInstance(
-        instance_id=row.instance_number,
-        **{name: getattr(row, name) for name in INSTANCE_FIELDS},
-    )
+def _instance(row: Any) -> WorktreeInstance:
+    values = {name: getattr(row, name) for name in INSTANCE_FIELDS}
+    values["instance_id"] = row.instance_number
+    return WorktreeInstance.model_validate(values, context=FROM_STORE)
 
 
-def _message(row: sa.Row[Any]) -> ChatMessage:
-    return ChatMessage(
-        id=row.id,
-        role=row.role,
-        content=row.content,
-        timestamp=row.created_at,
-        instance_id=row.instance_number,
+def _message(row: Any) -> ChatMessage:
+    return ChatMessage.model_validate(
+        {
+            "id": row.id,
+            "role": row.role,
+            "content": row.content,
+            "timestamp": row.created_at,
+            "instance_id": row.instance_number,
+        },
+        context=FROM_STORE,
     )
