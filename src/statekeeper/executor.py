@@ -87,30 +87,27 @@ class _Rows:
 class _Plan:
     """One statement compiled for the direct path: its SQL, parameter order and converters."""
 
-    compiled: SQLCompiler
     sql: str
-    names: tuple[str, ...]
-    bind: Mapping[str, Processor]
-    expanding: frozenset[str]
+    binds: tuple[tuple[str, Processor | None, bool], ...]  # name, converter, expanding
+    defaults: Mapping[str, Any]  # values the statement itself carries
     row: type[tuple[Any, ...]] | None
     results: tuple[tuple[int, Processor], ...]
     expanded_sql: dict[tuple[int, ...], str] = field(default_factory=dict)
 
     def parameters(self, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
         """The SQL and positional values for one execution."""
-        values = self.compiled.construct_params(params, _check=False)
+        defaults = self.defaults
         flat: list[Any] = []
         sizes: list[int] = []
-        for name in self.names:
-            value = values[name]
-            convert = self.bind.get(name)
-            if name in self.expanding:
+        for name, convert, expanding in self.binds:
+            value = params[name] if name in params else defaults[name]
+            if expanding:
                 items = list(value)
                 sizes.append(len(items))
                 flat.extend(convert(v) if convert else v for v in items)
             else:
-                flat.append(convert(value) if convert else value)
-        if not self.expanding:
+                flat.append(value if convert is None else convert(value))
+        if not sizes:
             return self.sql, tuple(flat)
         return self._expand(tuple(sizes)), tuple(flat)
 
@@ -119,7 +116,7 @@ class _Plan:
         sql = self.expanded_sql.get(sizes)
         if sql is None:
             sql = self.sql
-            expanding = (name for name in self.names if name in self.expanding)
+            expanding = (name for name, _, is_expanding in self.binds if is_expanding)
             for name, size in zip(expanding, sizes, strict=True):
                 sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * size), 1)
             self.expanded_sql[sizes] = sql
@@ -183,12 +180,13 @@ class PlanCache:
             row = _named_row(keys_out)
         processors = (c.type._cached_result_processor(self.dialect, None) for c in columns)
         results = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+        converters = cast(Mapping[str, Processor], compiled._bind_processors)
         return _Plan(
-            compiled=compiled,
             sql=compiled.string,
-            names=tuple(compiled.positiontup),
-            bind=cast(Mapping[str, Processor], compiled._bind_processors),
-            expanding=expanding,
+            binds=tuple(
+                (name, converters.get(name), name in expanding) for name in compiled.positiontup
+            ),
+            defaults=compiled.construct_params(_check=False),
             row=row,
             results=results,
         )
@@ -201,13 +199,19 @@ class NeedsConnection(Exception):
 @contextmanager
 def driver_errors(dialect: Dialect, statement: str, params: Any = None) -> Iterator[None]:
     """Raise driver errors as SQLAlchemy's, so retries and translation treat both alike."""
-    dbapi = dialect.loaded_dbapi
     try:
         yield
-    except dbapi.Error as exc:
-        raise sa.exc.DBAPIError.instance(
-            statement, params, exc, dbapi.Error, dialect=dialect
-        ) from exc
+    except dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(dialect, exc, statement, params) from exc
+
+
+def _wrapped(
+    dialect: Dialect, exc: Exception, statement: str, params: Any
+) -> sa.exc.StatementError:
+    """A driver error as the SQLAlchemy exception it would have been on that path."""
+    return sa.exc.DBAPIError.instance(
+        statement, params, exc, dialect.loaded_dbapi.Error, dialect=dialect
+    )
 
 
 class Executor:
@@ -254,11 +258,12 @@ class Executor:
         if self._driver is None:
             self._driver = self.connection.connection.dbapi_connection  # type: ignore[union-attr]
         sql, values = plan.parameters(params)
-        with driver_errors(self.dialect, sql, values):
-            cursor = self._driver.cursor()
-            try:
-                cursor.execute(sql, values)
-                rows = plan.convert(list(cursor.fetchall())) if plan.row is not None else []
-                return _Rows(rows, cursor.rowcount)
-            finally:
-                cursor.close()
+        cursor = self._driver.cursor()
+        try:
+            cursor.execute(sql, values)
+            rows = plan.convert(cursor.fetchall()) if plan.row is not None else []
+            return _Rows(rows, cursor.rowcount)
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(self.dialect, exc, sql, values) from exc
+        finally:
+            cursor.close()
