@@ -111,6 +111,8 @@ def search_statement(dialect: str, words: list[str], limit: int) -> tuple[str, d
         extra_ctes, snippet = "", "snippet"
     else:
         params = {f"w{i}": w for i, w in enumerate(words)}
+        # Spelled out, not taken from a CTE, so the planner sees it and uses the GIN indexes.
+        any_word = " || ".join(f"plainto_tsquery('simple', :w{i})" for i in range(len(words)))
         holds = [
             " UNION ".join(
                 f"SELECT {_owner(table)} AS sid FROM {table} "
@@ -122,12 +124,11 @@ def search_statement(dialect: str, words: list[str], limit: int) -> tuple[str, d
         hits = " UNION ALL ".join(
             f"SELECT {_owner(table)} AS session_id, '{label}' AS source, "
             f"left(coalesce({column}, ''), {_PG_INDEXED_CHARS}) AS body, "
-            f"ts_rank({_pg_vector(column)}, q.query) AS rank FROM {table}, q "
-            f"WHERE {_pg_vector(column)} @@ q.query "
+            f"ts_rank({_pg_vector(column)}, {any_word}) AS rank FROM {table} "
+            f"WHERE {_pg_vector(column)} @@ ({any_word}) "
             f"AND {_owner(table)} IN (SELECT sid FROM matched)"
             for label, table, _key, column, _fts in _SEARCH_SOURCES
         )
-        any_word = " || ".join(f"plainto_tsquery('simple', :w{i})" for i in range(len(words)))
         extra_ctes = f"q AS (SELECT {any_word} AS query), "
         # Headlines are costly on long text: made for the one winning row per session only.
         snippet = (

@@ -2,7 +2,8 @@
 
 SQLite: one external-content FTS5 table per source (no second copy of the text), kept in
 step by triggers and keyed by each table's INTEGER PRIMARY KEY, which VACUUM never moves.
-PostgreSQL: GIN indexes on to_tsvector('simple', ...) expressions, maintained by the server.
+PostgreSQL: GIN indexes on to_tsvector('simple', ...) expressions, maintained by the server,
+updated in place (fastupdate off) so a search never waits for VACUUM to use them.
 A later migration that rebuilds sessions, chat_messages or instances in batch mode on SQLite
 drops their triggers and must create them again.
 
@@ -58,7 +59,12 @@ def upgrade() -> None:
             op.execute(f"INSERT INTO {name}({name}) VALUES ('rebuild')")
     else:
         for name, table, _key, column in SOURCES:
-            op.execute(f"CREATE INDEX {name}_fts ON {table} USING gin ({_pg_vector(column)})")
+            # No pending list: entries pending in one make the planner price the index above a
+            # sequential scan (which runs to_tsvector on every row) until the next VACUUM.
+            op.execute(
+                f"CREATE INDEX {name}_fts ON {table} USING gin ({_pg_vector(column)}) "
+                "WITH (fastupdate = off)"
+            )
 
 
 def downgrade() -> None:
