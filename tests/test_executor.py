@@ -8,6 +8,7 @@ through SQLAlchemy's cursor execution at all.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -203,3 +204,37 @@ def test_sqlite_timestamps_read_back_as_utc(stored: str | None, expected: dateti
     value = process(stored)
     assert value == expected
     assert value is None or value.tzinfo is UTC
+
+
+def test_driver_connections_are_parked_and_bounded(store: tuple[StateManager, str]) -> None:
+    sm, sid = store
+    parked = sm._db._parked
+    for _ in range(5):
+        sm.get_session(sid)
+    assert len(parked._idle) == 1  # one connection serves sequential calls
+
+    def read() -> None:
+        for _ in range(50):
+            assert sm.get_session(sid) is not None
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 1 <= len(parked._idle) <= 4
+    sm.close()
+    assert parked._idle == []
+
+
+def test_a_forked_process_never_reuses_the_parents_connections(
+    store: tuple[StateManager, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm, sid = store
+    sm.get_session(sid)
+    parked = sm._db._parked
+    (parents,) = parked._idle
+    monkeypatch.setattr("statekeeper.db.os.getpid", lambda: -1)  # as if in a forked child
+    assert sm.get_session(sid) is not None
+    assert parked._inherited == [parents]
+    assert parked._idle and parked._idle[0] is not parents
