@@ -22,6 +22,7 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -74,11 +75,14 @@ class Config:
     """Runs of each implementation's operations (alternating who goes first); best is kept."""
     read_budget_s: float
     """A read operation stops after this long (and at least 50 calls)."""
+    import_memory_sizes: tuple[int, ...]
+    """Legacy directories of these many sessions are imported once each, for peak memory."""
 
 
 FULL = Config(2_000, 1_000, 2, 3, (1_000, 10_000, 100_000, 1_000_000),
-              (1_000, 10_000, 100_000, 1_000_000), 200, 8.0, 2, 20.0)  # fmt: skip
-QUICK = Config(300, 100, 1, 1, (1_000, 10_000), (), 50, 2.0, 1, 5.0)
+              (1_000, 10_000, 100_000, 1_000_000), 200, 8.0, 2, 20.0,
+              (10_000, 100_000))  # fmt: skip
+QUICK = Config(300, 100, 1, 1, (1_000, 10_000), (), 50, 2.0, 1, 5.0, (500, 2_000))
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,8 @@ class Bench:
         self.console = console
         self.errors: list[str] = []
         self.results: dict[str, Any] = {
-            "ops": [], "import": [], "runs": [], "scale": [], "skipped": [], "errors": self.errors
+            "ops": [], "import": [], "runs": [], "scale": [], "import_memory": [], "skipped": [],
+            "errors": self.errors,
         }  # fmt: skip
         self.import_samples: dict[tuple[str, str, str], Any] = {}
 
@@ -192,23 +197,10 @@ class Bench:
             "result": str(self.work / f"{job.tag}.result.json"),
             "search_templates": search_templates(job.engine) if job.impl == "floor" else None,
         }
-        spec_path = self.work / f"{job.tag}.spec.json"
-        spec_path.write_text(json.dumps(spec))
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, __file__, "--worker", str(spec_path)],
-            capture_output=True, text=True, timeout=3_600, check=False,
-        )  # fmt: skip
         label = f"{job.impl} {job.task} ({job.engine}, {job.durability}, round {job.round})"
-        self.log(f"{label}: {time.perf_counter() - started:.1f} s")
-        result_path = Path(spec["result"])
-        if not result_path.exists():
-            self.errors.append(f"{label}: worker died: {done.stderr[-2000:]}")
+        result = self._spawn(job.tag, spec, label)
+        if result is None:
             return
-        result = json.loads(result_path.read_text())
-        self.errors.extend(f"{label}: {e}" for e in result["errors"])
-        if done.returncode != 0 and not result["errors"]:
-            self.errors.append(f"{label}: exit code {done.returncode}")
         where = {"engine": job.engine, "durability": job.durability, "impl": job.impl}
         run: dict[str, Any] = {
             **where, "task": job.task, "round": job.round, "rss_kb": result["rss_kb"],
@@ -226,6 +218,61 @@ class Bench:
             for target in targets:
                 if job.engine == "postgresql":
                     self.pg.drop(target)
+
+    def _spawn(self, tag: str, spec: dict[str, Any], label: str) -> dict[str, Any] | None:
+        """Run one worker process on `spec`; its result, or None if it died (an error)."""
+        spec_path = self.work / f"{tag}.spec.json"
+        spec_path.write_text(json.dumps(spec))
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, __file__, "--worker", str(spec_path)],
+            capture_output=True, text=True, timeout=3_600, check=False,
+        )  # fmt: skip
+        self.log(f"{label}: {time.perf_counter() - started:.1f} s")
+        result_path = Path(spec["result"])
+        if not result_path.exists():
+            self.errors.append(f"{label}: worker died: {done.stderr[-2000:]}")
+            return None
+        result: dict[str, Any] = json.loads(result_path.read_text())
+        self.errors.extend(f"{label}: {e}" for e in result["errors"])
+        if done.returncode != 0 and not result["errors"]:
+            self.errors.append(f"{label}: exit code {done.returncode}")
+        return result
+
+    def import_memory(self, sizes: tuple[int, ...]) -> None:
+        """Peak memory of statekeeper importing ever larger directories (1,000 sessions a file,
+        5 instances and 10 messages each) into SQLite: it must not grow with the directory."""
+        from tests.legacy_fixtures import generate
+
+        from statekeeper import StateManager
+
+        for size in sizes:
+            legacy = self.work / f"legacy-{size}"
+            files = max(1, size // 1_000)
+            generate(legacy, sessions=size, instances=5, messages=10, files=files)
+            target = self.work / f"import-memory-{size}.db"
+            StateManager(target).close()
+            spec: dict[str, Any] = {
+                "task": "import", "impl": "statekeeper", "engine": "sqlite",
+                "synchronous": "normal", "n": 0, "target": str(target), "targets": [str(target)],
+                "legacy_dir": str(legacy), "sessions": size, "read_budget_s": 0.0,
+                "result": str(self.work / f"import-memory-{size}.result.json"),
+                "search_templates": None,
+            }  # fmt: skip
+            result = self._spawn(f"import-memory-{size}", spec, f"import of {size:,} sessions")
+            if result is not None and "import" in result:
+                self.results["import_memory"].append(
+                    {
+                        "sessions": size,
+                        "files": files,
+                        "seconds": result["import"]["runs_s"][0],
+                        "rss_kb": result["rss_kb"],
+                        "db_bytes": sqlite_size(target)["bytes"],
+                    }
+                )
+            shutil.rmtree(legacy)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{target}{suffix}").unlink(missing_ok=True)
 
     def _inspect(self, job: Job, targets: list[str], run: dict[str, Any], label: str) -> None:
         """Size on disk, and what the store holds against what the plan wrote."""
@@ -310,7 +357,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--no-peers", action="store_true", help="skip LangGraph and Agents")
-    parser.add_argument("--no-scale", action="store_true", help="skip the store-size runs")
+    parser.add_argument(
+        "--no-scale", action="store_true", help="skip the store-size and import-memory runs"
+    )
     parser.add_argument("--iterations", type=int, help="calls per operation (>= 150)")
     parser.add_argument("--max-size", type=int, help="largest store size, both engines")
     parser.add_argument("--pg-max-size", type=int, help="largest store size on PostgreSQL")
@@ -343,6 +392,7 @@ def configure(args: argparse.Namespace) -> Config:
         config.scale_budget_s,
         config.rounds,
         config.read_budget_s,
+        () if args.no_scale else config.import_memory_sizes,
     )
 
 
@@ -415,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.scale("sqlite", config.sqlite_sizes)
             if config.pg_sizes and pg is not None:
                 bench.scale("postgresql", config.pg_sizes)
+            if config.import_memory_sizes:
+                bench.import_memory(config.import_memory_sizes)
     finally:
         if pg is not None:
             pg.close()

@@ -273,6 +273,26 @@ def scale_table(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]
     return "p50 ms per call against store size (sessions)", header, rows
 
 
+def import_memory_table(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+    """One import per directory size: time, peak RSS of the importing process, size on disk."""
+    rows = [
+        [
+            f"{r['sessions']:,}",
+            f"{r['files']:,}",
+            f"{r['seconds']:.1f}",
+            _n(r["sessions"] / r["seconds"]),
+            f"{r['rss_kb'] / 1024:.0f}",
+            f"{r['db_bytes'] / 2**20:.1f}",
+            f"{r['db_bytes'] / 2**20 / (r['sessions'] / 1_000):.2f}",
+        ]
+        for r in results.get("import_memory", [])
+    ]
+    header = ["sessions", "files", "s", "sessions/s", "peak RSS MiB", "db MiB"]
+    header.append("db MiB per 1,000 sessions")
+    title = "Legacy import into SQLite by directory size (5 instances, 10 messages a session)"
+    return title, header, rows
+
+
 def all_tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     tables = [headline(results), *op_tables(results)]
     peers = peers_table(results)
@@ -281,6 +301,8 @@ def all_tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[
     tables.append(resource_table(results))
     if results["scale"]:
         tables.append(scale_table(results))
+    if results.get("import_memory"):
+        tables.append(import_memory_table(results))
     return tables
 
 
