@@ -111,8 +111,28 @@ def test_phases_are_oldest_first_with_exact_fields(sm: StateManager) -> None:
     assert not sm.is_phase_completed(sid, "phase_5")
 
 
+def _nested(depth: int) -> object:
+    value: object = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
-    "output", [None, 1, 1.5, "text", [1, "a", None], {"nested": {"deep": [True, False]}}]
+    "output",
+    [
+        None,
+        1,
+        1.5,
+        "text",
+        [1, "a", None],
+        {"nested": {"deep": [True, False]}},
+        2**80,  # beyond 64 bits
+        0.1 + 0.2,
+        {"é": "中文 😀", "esc": '"quoted" \\ \n'},
+        _nested(600),  # deeper than the fast JSON parser goes: read back by json.loads
+    ],
+    ids=lambda value: type(value).__name__,
 )
 def test_any_json_value_is_an_output(sm: StateManager, output: object) -> None:
     sid = sm.create_session()

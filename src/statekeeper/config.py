@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from statekeeper.errors import InvalidInput
-from statekeeper.values import serialize_json
+from statekeeper.values import load_json, serialize_json
 
 __all__ = ["ENV_URL", "WRITE_OPTION", "Settings", "create_engine", "default_url", "resolve_url"]
 
@@ -83,7 +83,7 @@ def create_engine(url: URL, settings: Settings | None = None) -> Engine:
     """An Engine with statekeeper's connection setup; a new SQLite file is created 0600."""
     settings = settings or Settings()
     # Values checked by dump_json arrive serialized: the engine must not dump them again.
-    options: dict[str, Any] = {"json_serializer": serialize_json}
+    options: dict[str, Any] = {"json_serializer": serialize_json, "json_deserializer": load_json}
     if url.get_backend_name() == "sqlite":
         if is_memory(url):
             options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
