@@ -85,9 +85,12 @@ def sqlite_size(path: Path) -> dict[str, Any]:
     try:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         owners = dict(connection.execute("SELECT name, tbl_name FROM sqlite_master").fetchall())
+        types = dict(connection.execute("SELECT name, type FROM sqlite_master").fetchall())
         tables: dict[str, int] = defaultdict(int)
+        kinds: dict[str, int] = defaultdict(int)
         for name, size in connection.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
             tables[_table_of(name, owners.get(name, name))] += int(size)
+            kinds[_kind(name, types.get(name, "table"))] += int(size)
     finally:
         connection.close()
     total = sum(
@@ -98,7 +101,17 @@ def sqlite_size(path: Path) -> dict[str, Any]:
     groups: dict[str, int] = defaultdict(int)
     for table, size in tables.items():
         groups[_GROUPS.get(table, "other")] += size
-    return {"bytes": total, "groups": dict(groups), "tables": dict(tables)}
+    return {"bytes": total, "groups": dict(groups), "tables": dict(tables), "kinds": dict(kinds)}
+
+
+def _kind(name: str, type_: str) -> str:
+    """What a b-tree holds: the rows themselves, a unique constraint's index (which any
+    correct schema needs), a secondary index, or full-text search."""
+    if name.startswith("search_"):
+        return "full_text"
+    if name.startswith("sqlite_autoindex_"):
+        return "unique"
+    return "indexes" if type_ == "index" else "rows"
 
 
 def pg_size(conninfo: str) -> dict[str, Any]:

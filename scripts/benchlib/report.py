@@ -206,6 +206,15 @@ def peers_table(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]
     return "statekeeper against the peers, all at synchronous=FULL on SQLite", header, rows
 
 
+def _over_raw(kinds: dict[str, int] | None) -> float | None:
+    """All b-trees against a raw schema's: the rows and their unique constraints only (no
+    secondary indexes, no full-text index). SQLite only (dbstat)."""
+    if not kinds:
+        return None
+    raw = kinds.get("rows", 0) + kinds.get("unique", 0)
+    return sum(kinds.values()) / raw if raw else None
+
+
 def resource_table(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
     """Peak RSS of each run's process (most over its rounds), and the database size after the
     first round's run, the WAL folded in."""
@@ -237,10 +246,11 @@ def resource_table(results: dict[str, Any]) -> tuple[str, list[str], list[list[s
                 f"{sum(size['tables'].values()) / 2**20:.2f}" if size else "",
                 f"{groups.get('workflow', 0) / 2**20:.2f}" if size else "",
                 f"{groups.get('chat', 0) / 2**20:.2f}" if size else "",
+                _x(_over_raw(size.get("kinds"))),
             ]
         )
     header = ["engine, durability", "implementation", "run", "peak RSS MiB", "db MiB"]
-    header += ["tables MiB", "workflow tables MiB", "chat tables MiB"]
+    header += ["tables MiB", "workflow tables MiB", "chat tables MiB", "÷ raw schema"]
     return "Peak memory of each run's process, and database size after the run", header, rows
 
 

@@ -28,7 +28,6 @@ class InstanceRow(Base):
     __table_args__ = (
         UniqueConstraint("session_id", "instance_number"),
         CheckConstraint(check_in("status", tuple(InstanceStatus)), name="status"),
-        Index("ix_instances_status", "status"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

@@ -172,7 +172,6 @@ def upgrade() -> None:
             "session_id", "instance_number", name="uq_instances_session_id_instance_number"
         ),
     )
-    op.create_index("ix_instances_status", "instances", ["status"])
     op.create_table(
         "chat_messages",
         _pk("seq"),
