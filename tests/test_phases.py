@@ -277,6 +277,8 @@ class NotJson:
         ({"cost_usd": -1}, "cost_usd"),
         ({"cost_usd": "ten"}, "cost_usd"),
         ({"cost_usd": True}, "cost_usd"),
+        ({"cost_usd": "1e400"}, "cost_usd"),  # too many digits to round
+        ({"cost_usd": Decimal("1E+30")}, "cost_usd"),
         ({"cost_usd": None}, "cost_usd"),
         ({"cost_usd": "10000000"}, "cost_usd"),
         ({"duration_ms": -1}, "duration_ms"),

@@ -95,7 +95,10 @@ def _document(sm: StateManager, tmp_path: Path) -> tuple[str, dict[str, Any]]:
         (lambda d: d["tables"].update(secrets=[]), "unknown tables"),
         (lambda d: d["tables"]["sessions"][0].update(colour="red"), "unknown columns"),
         (lambda d: d["tables"]["sessions"][0].update(status="bogus"), "rejected by the store"),
-        (lambda d: d["tables"]["phase_completions"][0].update(cost_usd="x"), "bad value"),
+        (
+            lambda d: d["tables"]["phase_completions"][0].update(cost_usd="x"),
+            "bad value in phase_completions.cost_usd: 'x'",
+        ),
         (lambda d: d["tables"]["phase_completions"][1].update(session_id="zz"), "another session"),
         (lambda d: d["tables"]["sessions"].append({}), "exactly one session"),
     ],

@@ -87,8 +87,11 @@ def money(value: object, field: str = "cost_usd") -> Decimal:
         raise InvalidInput(field, f"must be finite, got {value!r}")
     if amount < 0:
         raise InvalidInput(field, f"must not be negative, got {value!r}")
-    amount = amount.quantize(_MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
-    if amount >= _MONEY_MAX:
+    # Compared before rounding: quantize itself fails on amounts with too many digits.
+    if (
+        amount >= _MONEY_MAX
+        or (amount := amount.quantize(_MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)) >= _MONEY_MAX
+    ):
         raise InvalidInput(
             field, f"must be below {_MONEY_MAX} (a session's total too), got {value!r}"
         )

@@ -151,12 +151,15 @@ def _row_values(table: sa.Table, row: Any, *, surrogate: str | None) -> dict[str
     unknown = set(row) - set(table.columns.keys())
     if unknown:
         raise ImportFailed(f"{table.name} has unknown columns: {', '.join(sorted(unknown))}")
-    try:
-        return {
-            name: _decode(table.c[name], value) for name, value in row.items() if name != surrogate
-        }
-    except (ValueError, ArithmeticError, TypeError) as exc:
-        raise ImportFailed(f"bad value in {table.name}: {exc}") from None
+    values = {}
+    for name, value in row.items():
+        if name == surrogate:
+            continue
+        try:
+            values[name] = _decode(table.c[name], value)
+        except (ValueError, ArithmeticError, TypeError):
+            raise ImportFailed(f"bad value in {table.name}.{name}: {value!r}") from None
+    return values
 
 
 def copy_rows(source: sa.Connection, target: sa.Connection) -> int:
