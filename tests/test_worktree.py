@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from statekeeper import (
     ChatMessage,
     InstanceStatus,
     InvalidInput,
+    InvalidTransition,
     SessionNotFound,
     StateManager,
     WorktreeInstance,
@@ -242,3 +244,31 @@ def test_list_a_workspace_newest_first_with_filters(sm: StateManager, tmp_path: 
     assert sm.list_worktree_sessions(tmp_path / "nothing-here") == []
     with pytest.raises(InvalidInput):
         sm.list_worktree_sessions(tmp_path, status="finished")
+
+
+def test_a_whole_object_save_keeps_the_status_rules_and_milliseconds(sm: StateManager) -> None:
+    done = _legacy("done", status="completed", completed_at=T0 + timedelta(minutes=1))
+    sm.save_worktree_session(done)
+    before = sm.get_worktree_session("done")
+    reopened = WorktreeSession.model_validate(
+        {**done.model_dump(), "status": "running", "completed_at": None}
+    )
+    with pytest.raises(InvalidTransition):
+        sm.save_worktree_session(reopened)
+    assert sm.get_worktree_session("done") == before
+    sid = sm.create_session(kind="competition")
+    time.sleep(0.01)  # a duration of some milliseconds, which whole seconds would lose
+    sm.update_session_status(sid, "failed")
+    stored = sm.get_session(sid)
+    assert stored is not None and stored.duration_ms is not None and stored.duration_ms >= 10
+    legacy = sm.get_worktree_session(sid)
+    assert legacy is not None
+    sm.save_worktree_session(legacy)  # a round trip through whole seconds
+    again = sm.get_session(sid)
+    assert again is not None and again.duration_ms == stored.duration_ms
+    longer = WorktreeSession.model_validate(
+        {**legacy.model_dump(), "total_duration": stored.duration_ms // 1000 + 5}
+    )
+    sm.save_worktree_session(longer)
+    changed = sm.get_session(sid)
+    assert changed is not None and changed.duration_ms == (stored.duration_ms // 1000 + 5) * 1000

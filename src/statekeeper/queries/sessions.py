@@ -29,6 +29,7 @@ __all__ = [
     "cleanup",
     "cost_by_day",
     "history",
+    "kept_duration",
     "statistics",
     "update",
 ]
@@ -107,6 +108,12 @@ _TERMINAL = (SessionStatus.COMPLETED.value, SessionStatus.FAILED.value)
 def update(session_id: str, **values: Any) -> sa.Update:
     """Change any columns of one session."""
     return sa.update(SESSIONS).where(SESSIONS.c.id == session_id).values(**values)
+
+
+def kept_duration(seconds: int) -> sa.ColumnElement[Any]:
+    """duration_ms as stored while it rounds down to `seconds`, else `seconds` in ms."""
+    stored = SESSIONS.c.duration_ms
+    return sa.case((stored // 1000 == seconds, stored), else_=seconds * 1000)
 
 
 def by_ids(session_ids: Collection[str]) -> AnySelect:

@@ -9,8 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from statekeeper.enums import ChatRole
-from statekeeper.errors import InvalidInput
+from statekeeper.enums import ChatRole, SessionStatus
+from statekeeper.errors import InvalidInput, InvalidTransition
 from statekeeper.executor import Executor
 from statekeeper.queries import events as events_q
 from statekeeper.queries import sessions as sessions_q
@@ -120,12 +120,20 @@ def list_in_workspace(
 
 
 def save(db: Executor, session: WorktreeSession, workspace_id: str | None) -> None:
-    """Insert the session, or replace it whole: its fields, instances and chat."""
+    """Insert the session, or replace it whole: its fields, instances and chat.
+
+    The status rules hold here too: a completed session stays completed. A stored duration
+    that still rounds down to the object's whole seconds keeps its milliseconds.
+    """
     locked = db.execute(sessions_q.LOCK, {"sid": session.id}).first()
     if locked is None:
         insert_many(db, [session], workspace_id, event_type="session.created")
         return
+    if locked.status == SessionStatus.COMPLETED and session.status != SessionStatus.COMPLETED:
+        raise InvalidTransition(session.id, locked.status, session.status.value)
     values = _session_values(session)
+    if session.total_duration is not None:
+        values["duration_ms"] = sessions_q.kept_duration(session.total_duration)
     if workspace_id is not None:
         values["workspace_id"] = workspace_id
     db.execute(sessions_q.update(session.id, **values))
