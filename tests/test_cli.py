@@ -122,6 +122,17 @@ def test_db_backup(store_url: str, tmp_path: Path) -> None:
     assert cli(store_url, "db", "backup", str(target)).stdout == f"backed up to {target}\n"
 
 
+def test_db_copy(store_url: str, tmp_path: Path) -> None:
+    done, _ = seed(store_url)
+    target = str(tmp_path / "copied.db")
+    result = ok_json(store_url, "db", "copy", target)
+    assert result["target"] == target and result["rows"] > 5
+    with StateManager(target, auto_migrate=False) as copy:
+        assert copy.get_total_sessions() == 2
+        assert copy.get_completed_phases(done)[1].phase_id == "build"
+    assert_fails(cli(store_url, "db", "copy", target), 1, "already holds rows")
+
+
 def test_unsupported_url_is_one_line() -> None:
     assert_fails(cli("mysql://localhost/db", "db", "current"), 1, "unsupported database")
 

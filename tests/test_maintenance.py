@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from statekeeper import InvalidInput, StateManager
 from statekeeper.models import PhaseRow, SessionRow
+from tests.conftest import PgDatabases
 
 
 def _seed(sm: StateManager) -> str:
@@ -81,3 +82,60 @@ def test_vacuum_optimize_checkpoint(sm: StateManager, engine_name: str) -> None:
         wal = database.with_name(database.name + "-wal")
         assert not wal.exists() or wal.stat().st_size == 0
     assert sm.integrity_check().ok
+
+
+@pytest.fixture
+def other_engine_url(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A brand-new database on the other engine: copies go SQLite <-> PostgreSQL."""
+    if engine_name == "postgresql":
+        return str(tmp_path / "copy.db")
+    databases: PgDatabases = request.getfixturevalue("pg_databases")
+    return databases.create().render_as_string(hide_password=False)
+
+
+def _everything(sm: StateManager) -> list[object]:
+    """What a user can read back of every session, chat, instances and events included."""
+    return [
+        (
+            sm.get_session(s.id),
+            sm.get_completed_phases(s.id),
+            sm.load_context(s.id),
+            sm.get_worktree_session(s.id),
+            [(e.event_type, e.content, e.metadata, e.created_at) for e in sm.get_events(s.id)],
+        )
+        for s in sm.get_session_history(100)
+    ]
+
+
+def test_copy_to_the_other_engine_keeps_everything(sm: StateManager, other_engine_url: str) -> None:
+    _seed(sm)
+    chat = sm.create_session("chat", kind="competition", workspace="/tmp/copy-test")
+    sm.add_instance(chat, 1, worktree_path="/w", branch="b", agent_name="a", tmux_session_id="t")
+    sm.add_chat_message(chat, "user", "héllo wörld")
+    sm.update_session_status(chat, "failed", "boom")
+    rows = sm.copy_to(other_engine_url)
+    with StateManager(other_engine_url, auto_migrate=False) as copy:
+        assert rows > 10
+        assert _everything(copy) == _everything(sm)
+        assert copy.search_sessions("wörld")[0].session_id == chat
+        assert copy.integrity_check().ok
+        # Keys continue after the copied ones (PostgreSQL sequences were moved on).
+        more = copy.create_session("after the copy")
+        copy.add_chat_message(more, "assistant", "still fine")
+        copy.save_phase_completion(more, "p1", {}, 1, "0.01")
+        assert copy.get_total_sessions() == 3
+
+
+def test_copy_refuses_a_store_with_rows_and_writes_nothing(
+    sm: StateManager, other_engine_url: str
+) -> None:
+    _seed(sm)
+    with StateManager(other_engine_url) as other:
+        kept = other.create_session("already here")
+    with pytest.raises(InvalidInput, match="target") as info:
+        sm.copy_to(other_engine_url)
+    assert info.value.field == "target"
+    with StateManager(other_engine_url) as other:
+        assert [s.id for s in other.get_session_history()] == [kept]
+    with pytest.raises(InvalidInput, match="target"):
+        sm.copy_to(sm.url)

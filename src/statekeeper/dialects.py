@@ -13,7 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from statekeeper.executor import prepared
 
-__all__ = ["MAINTENANCE", "as_date", "upsert", "utc_day"]
+__all__ = ["MAINTENANCE", "as_date", "reset_sequence", "upsert", "utc_day"]
 
 MAINTENANCE: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "sqlite": {
@@ -50,6 +50,17 @@ def upsert(
     if increment is not None:
         assignments[increment] = table.c[increment] + 1
     return prepared(statement.on_conflict_do_update(index_elements=list(keys), set_=assignments))
+
+
+def reset_sequence(table: str, column: str) -> str:
+    """PostgreSQL: make a serial column's sequence continue after the rows already there.
+
+    Only our own table and column names are formatted in, never user input.
+    """
+    return (
+        f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+        f"coalesce(max({column}), 0) + 1, false) FROM {table}"
+    )
 
 
 def utc_day(dialect: str, column: ColumnElement[Any]) -> ColumnElement[Any]:

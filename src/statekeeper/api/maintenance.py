@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
 from statekeeper.api.base import ManagerBase, PathLike
+from statekeeper.config import create_engine, resolve_url
+from statekeeper.db import translate_error
 from statekeeper.errors import ImportFailed, StateError
 from statekeeper.files import read_json, write_json_atomic
 from statekeeper.models import MigrationRow
@@ -15,7 +20,7 @@ __all__ = ["MaintenanceAPI"]
 
 
 class MaintenanceAPI(ManagerBase):
-    """Export/import of one session, vacuum, optimize, checkpoint, integrity, backup."""
+    """Export/import of one session, vacuum, optimize, checkpoint, integrity, backup, copy."""
 
     def export_session(self, session_id: str, path: PathLike) -> None:
         """Write the session and everything that belongs to it as one JSON document."""
@@ -60,6 +65,18 @@ class MaintenanceAPI(ManagerBase):
         """Write a consistent SQLite copy of the store to `path` (replaced atomically)."""
         with self._db.connect() as connection:
             maintenance.backup(connection, Path(path))
+
+    def copy_to(self, url: PathLike | URL) -> int:
+        """Copy the whole store into an empty store at `url` (migrated to head first), all of
+        it or nothing, e.g. from SQLite to PostgreSQL; returns how many rows were copied."""
+        target = create_engine(resolve_url(url))
+        try:
+            with self._db.connect() as connection:
+                return maintenance.copy_store(connection, target)
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc) from exc
+        finally:
+            target.dispose()
 
     def get_migration_history(self) -> list[MigrationRecord]:
         """The schema revisions applied to this database, oldest first."""

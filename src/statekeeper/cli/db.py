@@ -1,4 +1,4 @@
-"""`statekeeper db`: migrate, inspect and back up the schema; never migrates on its own."""
+"""`statekeeper db`: migrate, inspect, back up and copy the store; never migrates on its own."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Migrate, inspect and back up the database schema.", no_args_is_help=True)
+app = typer.Typer(help="Migrate, inspect, back up and copy the database.", no_args_is_help=True)
 
 
 @contextmanager
@@ -192,3 +192,25 @@ def backup(
         emit_json({"path": str(path)})
     else:
         say(f"backed up to {path}")
+
+
+@app.command()
+def copy(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="URL or SQLite path of an empty store.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Copy the whole store into an empty store at TARGET (e.g. SQLite to PostgreSQL)."""
+    from statekeeper.config import create_engine, resolve_url
+    from statekeeper.services.maintenance import copy_store
+
+    destination = create_engine(resolve_url(target))
+    try:
+        with _engine(ctx) as engine, engine.connect() as connection:
+            rows = copy_store(connection, destination)
+    finally:
+        destination.dispose()
+    if as_json:
+        emit_json({"target": target, "rows": rows})
+    else:
+        say(f"copied {rows:,} rows to {target}")

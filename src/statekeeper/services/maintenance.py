@@ -8,16 +8,16 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from statekeeper.config import create_engine
-from statekeeper.dialects import MAINTENANCE
+from statekeeper.dialects import MAINTENANCE, reset_sequence
 from statekeeper.enums import SessionStatus
 from statekeeper.errors import InvalidInput, SchemaOutOfDate
 from statekeeper.migrate import current_revision, head_revision, upgrade
-from statekeeper.models import SessionRow
+from statekeeper.models import Base, MigrationRow, SessionRow
 from statekeeper.queries import PHASES, SESSIONS
 from statekeeper.services.transfer import copy_rows
 from statekeeper.values import ZERO
 
-__all__ = ["backup", "integrity_problems", "run_maintenance"]
+__all__ = ["backup", "copy_store", "integrity_problems", "run_maintenance"]
 
 _BATCH = 1_000
 
@@ -142,3 +142,39 @@ def _copy_to_sqlite(reader: sa.Connection, path: Path) -> None:
             run_maintenance(connection, "checkpoint")
     finally:
         target.dispose()
+
+
+def copy_store(source: sa.Connection, target: sa.Engine) -> int:
+    """Copy every row of this store into an empty store at `target`; returns the row count.
+
+    The target is migrated to head first, then filled in one transaction from one snapshot
+    of the source, so it ends up with all of it or nothing: SQLite to PostgreSQL, or back.
+    """
+    if source.engine.url == target.url:
+        raise InvalidInput("target", "is the store being copied")
+    at_head = current_revision(source) == head_revision()
+    source.rollback()  # the copy below needs a fresh snapshot transaction
+    if not at_head:
+        raise SchemaOutOfDate("only a store at head can be copied: run `statekeeper db upgrade`")
+    upgrade(target)
+    snapshot = source
+    if source.dialect.name == "postgresql":
+        snapshot = source.execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        )
+    tables = [t for t in Base.metadata.sorted_tables if t is not MigrationRow.__table__]
+    with target.begin() as writer:
+        occupied = [
+            t.name for t in tables if writer.execute(sa.select(1).select_from(t).limit(1)).first()
+        ]
+        if occupied:
+            raise InvalidInput("target", f"already holds rows in {', '.join(occupied)}")
+        copied = copy_rows(snapshot, writer)
+        if writer.dialect.name == "postgresql":
+            # Keys were copied as they are: the sequences must continue after them.
+            for table in tables:
+                if table.autoincrement_column is not None:
+                    column = table.autoincrement_column.name
+                    writer.exec_driver_sql(reset_sequence(table.name, column))
+    snapshot.rollback()
+    return copied
