@@ -98,6 +98,19 @@ def test_unknown_keys_nulls_and_instance_order(sm: StateManager, tmp_path: Path)
     assert got is not None and [i.instance_id for i in got.instances] == [1, 2]
 
 
+def test_null_task_instances_and_chat_are_empty(sm: StateManager, tmp_path: Path) -> None:
+    nulls = {"task": None, "instances": None, "chat_history": None}
+    sessions = [session("snake-nulls") | nulls, camel(session("camel-nulls") | nulls)]
+    assert "chatHistory" in sessions[1]
+    path = write(tmp_path / "nulls.json", sessions)
+    stats = sm.import_json(path)
+    assert (stats.imported, stats.errors) == (2, [])
+    for got in stored(sm, ["snake-nulls", "camel-nulls"]):
+        assert got is not None
+        assert (got.task, got.instances, got.chat_history) == ("", [], [])
+    assert sm.validate_import(path).ok
+
+
 def test_large_outputs_and_unicode(sm: StateManager, tmp_path: Path) -> None:
     big = (UNICODE + "\n") * 3_000  # ~250 KB of UTF-8
     raw = session("unicode-😀", task=UNICODE)
@@ -208,8 +221,8 @@ def test_unreadable_file_is_one_error(
     assert len(stats.errors) == 1
     assert stats.errors[0][0] == str(broken)
     assert reason in stats.errors[0][1]
-    with pytest.raises(ImportFailed, match=reason):
-        sm.validate_import(broken)
+    report = sm.validate_import(broken)
+    assert (report.errors, report.missing, report.ok) == ([stats.errors[0]], [], False)
 
 
 def test_empty_array_and_missing_path(sm: StateManager, tmp_path: Path) -> None:
@@ -218,6 +231,26 @@ def test_empty_array_and_missing_path(sm: StateManager, tmp_path: Path) -> None:
     assert sm.validate_import(tmp_path / "empty.json").ok
     with pytest.raises(ImportFailed, match="no such file"):
         sm.import_json(tmp_path / "nope.json")
+
+
+def test_validate_reports_unreadable_files_and_checks_the_rest(
+    sm: StateManager, tmp_path: Path
+) -> None:
+    directory = tmp_path / "dir"
+    empty, cut, not_array = directory / "a.json", directory / "c.json", directory / "d.json"
+    write(directory / "b.json", [session("good"), session("other")])
+    empty.write_bytes(b"")
+    cut.write_text('[{"id": "s1", "ty', encoding="utf-8")
+    not_array.write_text('{"id": "s1"}', encoding="utf-8")
+    sm.import_json(directory / "b.json")
+    sm.delete_session("other")
+    report = sm.validate_import(directory)
+    assert (report.missing, report.mismatched, report.ok) == (["other"], [], False)
+    assert [(file, message.split(" at ")[0]) for file, message in report.errors] == [
+        (str(empty), "empty file"),
+        (str(cut), "invalid JSON"),
+        (str(not_array), "expected a JSON array of sessions, found an object"),
+    ]
 
 
 # Directories, duplicates, re-import ------------------------------------------------------
@@ -245,6 +278,37 @@ def test_reimport_skips_everything(sm: StateManager, tmp_path: Path) -> None:
     again = sm.import_json(path)
     assert (again.imported, again.skipped, again.errors) == (0, 3, [])
     assert rows_of(sm, ["s1", "s2"])["events"] == 2
+
+
+def test_a_failed_copy_leaves_its_id_to_a_later_copy(sm: StateManager, tmp_path: Path) -> None:
+    """Only a stored id is skipped: a copy refused by validation or the database is not."""
+    first, twice, dup = session("first"), session("twice"), session("dup")
+    refused = copy.deepcopy(twice)
+    refused["chat_history"][0]["id"] = first["chat_history"][0]["id"]
+    duplicate_ids = copy.deepcopy(dup)
+    duplicate_ids["chat_history"][1]["id"] = duplicate_ids["chat_history"][0]["id"]
+    a = write(tmp_path / "dir" / "a.json", [first, refused, duplicate_ids])
+    write(tmp_path / "dir" / "b.json", [dup, twice])
+    stats = sm.import_json(tmp_path / "dir")
+    assert (stats.imported, stats.skipped) == (3, 0)
+    assert [(f, m.split(":")[0]) for f, m in stats.errors] == [
+        (str(a), "session dup"),
+        (str(a), "session twice"),
+    ]
+    assert stored(sm, ["first", "twice", "dup"]) == dtos([first, twice, dup])
+
+
+def test_a_refused_copy_leaves_its_id_to_a_later_copy_in_the_same_file(
+    sm: StateManager, tmp_path: Path
+) -> None:
+    first, twice = session("first"), session("twice")
+    refused = copy.deepcopy(twice)
+    refused["chat_history"][0]["id"] = first["chat_history"][0]["id"]
+    path = write(tmp_path / "s.json", [first, refused, twice, session("twice", task="third")])
+    stats = sm.import_json(path)
+    assert (stats.imported, stats.skipped) == (2, 1)
+    assert [m.split(":")[0] for _, m in stats.errors] == ["session twice"]
+    assert stored(sm, ["twice"]) == dtos([twice])
 
 
 # Workspaces --------------------------------------------------------------------------------
@@ -324,6 +388,23 @@ def test_export_round_trip(sm: StateManager, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "none.json").read_text()) == []
 
 
+def test_paths_expand_the_home_directory(
+    sm: StateManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, project = tmp_path / "home", tmp_path / "project"
+    project.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    write(home / "sessions" / "s.json", [session("s1")])
+    assert sm.import_json("~/sessions", workspace=project).imported == 1
+    assert sm.validate_import("~/sessions/s.json").ok
+    assert sm.export_json(project, "~/out/s.json") == 1
+    assert dtos(json.loads((home / "out" / "s.json").read_text(encoding="utf-8"))) == dtos(
+        [session("s1")]
+    )
+    assert not (tmp_path / "~").exists()
+
+
 # Command line ------------------------------------------------------------------------------
 
 
@@ -346,7 +427,12 @@ def test_cli_import_archive_and_validate(store_url: str, tmp_path: Path) -> None
 
     result = cli(store_url, "validate-json", str(bad), "--json")
     assert result.exit_code == 1
-    assert json.loads(result.stdout) == {"missing": ["b2"], "mismatched": [], "ok": False}
+    assert json.loads(result.stdout) == {
+        "missing": ["b2"],
+        "mismatched": [],
+        "errors": [],
+        "ok": False,
+    }
 
     result = cli(store_url, "import-json", str(files / "good.json.archive"))
     assert result.exit_code == 0, result.output
@@ -365,10 +451,36 @@ def test_cli_archive_keeps_mismatched_files(store_url: str, tmp_path: Path) -> N
     assert path.exists()
 
 
+def test_cli_validate_reports_unreadable_files(store_url: str, tmp_path: Path) -> None:
+    files = tmp_path / "sessions"
+    write(files / "good.json", [session("g1")])
+    broken = files / "broken.json"
+    broken.write_bytes(b"")
+    assert cli(store_url, "import-json", str(files / "good.json")).exit_code == 0
+    result = cli(store_url, "validate-json", str(files))
+    assert result.exit_code == 1
+    assert "Errors" in result.stdout
+    assert "0 missing, 0 mismatched, 1 unreadable files" in result.stderr
+    result = cli(store_url, "validate-json", str(broken), "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["errors"] == [[str(broken), "empty file"]]
+
+
+def test_cli_expands_the_home_directory(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    path = write(home / "sessions" / "s.json", [session("s1")])
+    result = cli(store_url, "import-json", "~/sessions", "--archive")
+    assert result.exit_code == 0, result.output
+    assert not path.exists() and (home / "sessions" / "s.json.archive").exists()
+    assert cli(store_url, "validate-json", "~/sessions/s.json.archive").exit_code == 0
+
+
 # Volume ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("engine_name", ["sqlite"])
 def test_thousand_sessions(sm: StateManager, tmp_path: Path) -> None:
     directory = generate(tmp_path / "many", sessions=1_000, instances=5, messages=10, files=4)
     stats = sm.import_json(directory)

@@ -195,12 +195,13 @@ class WorktreeAPI(ManagerBase):
         """Import the legacy editor's session files: one file, or each `*.json` in a directory.
 
         Bad files and sessions are listed in `errors`, already stored ids counted as skipped.
+        A leading `~` in `path` is the home directory.
         """
         canonical = None if workspace is None else workspaces.canonical_path(workspace)
         return importers.import_json(self._db, Path(path), workspace=canonical, progress=progress)
 
     def validate_import(self, path: PathLike) -> ValidationReport:
-        """Which sessions of legacy files the store lacks, or holds differently."""
+        """Which sessions of legacy files the store lacks or holds differently; unreadable files."""
         return importers.validate_import(self._db, Path(path))
 
     def export_json(self, workspace: PathLike, path: PathLike) -> int:

@@ -16,7 +16,7 @@ from statekeeper.errors import ImportFailed
 if TYPE_CHECKING:
     from statekeeper.importers import Progress
     from statekeeper.manager import StateManager
-    from statekeeper.schemas import ImportStats
+    from statekeeper.schemas import ImportStats, ValidationReport
 
 __all__ = ["import_json", "validate_json"]
 
@@ -38,6 +38,12 @@ def _progress_bar() -> Iterator[Progress]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+def _problems(report: ValidationReport) -> str:
+    """A report's counts in one line; unreadable files are named only when there are some."""
+    counts = f"{len(report.missing)} missing, {len(report.mismatched)} mismatched"
+    return f"{counts}, {len(report.errors)} unreadable files" if report.errors else counts
+
+
 def _archive(sm: StateManager, path: Path, stats: ImportStats) -> list[tuple[str, str]]:
     """Rename each file whose sessions all imported and validate; say what became of each."""
     from statekeeper.importers import legacy
@@ -50,12 +56,7 @@ def _archive(sm: StateManager, path: Path, stats: ImportStats) -> list[tuple[str
             continue
         report = sm.validate_import(file)
         if not report.ok:
-            outcomes.append(
-                (
-                    str(file),
-                    f"kept: {len(report.missing)} missing, {len(report.mismatched)} mismatched",
-                )
-            )
+            outcomes.append((str(file), f"kept: {_problems(report)}"))
             continue
         try:
             outcomes.append((str(file), f"archived as {legacy.archive(file)}"))
@@ -111,10 +112,13 @@ def validate_json(ctx: typer.Context, path: LegacyPath, as_json: JsonFlag = Fals
     elif report.ok:
         say("every session of the files is stored as written")
     else:
-        print_table(
-            ["session", "problem"],
-            [(label, "missing") for label in report.missing]
-            + [(label, "mismatched") for label in report.mismatched],
-        )
+        if report.missing or report.mismatched:
+            print_table(
+                ["session", "problem"],
+                [(label, "missing") for label in report.missing]
+                + [(label, "mismatched") for label in report.mismatched],
+            )
+        if report.errors:
+            print_table(["file", "error"], report.errors, title="Errors")
     if not report.ok:
-        fail(f"{len(report.missing)} missing, {len(report.mismatched)} mismatched")
+        fail(_problems(report))

@@ -13,9 +13,14 @@ __all__ = ["export_json"]
 
 
 def export_json(database: Database, workspace_id: str, path: Path) -> int:
-    """Write the workspace's sessions oldest first, as the editor appended them; count them."""
+    """Write the workspace's sessions oldest first, as the editor appended them; count them.
+
+    A leading `~` in `path` is the user's home directory, as in a shell.
+    """
     newest_first = database.run(
         lambda db: worktree.list_in_workspace(db, workspace_id, None, None), write=False
     )
-    write_json_atomic(path, [legacy.dump(session) for session in reversed(newest_first)])
+    write_json_atomic(
+        path.expanduser(), [legacy.dump(session) for session in reversed(newest_first)]
+    )
     return len(newest_first)

@@ -1,7 +1,8 @@
 """Import legacy session files: one file at a time, new sessions in batched transactions.
 
 A batch the database refuses (say, a chat message id another session already uses) is
-retried one session per transaction, so only the offending session is reported.
+retried one session per transaction, so only the offending session is reported. Only
+an id found stored counts as skipped, so a copy that failed leaves its id to a later one.
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class _Run:
-    """One import: where sessions go, what it did so far, and the ids it has seen."""
+    """One import: where sessions go, and what it did so far."""
 
     database: Database
     workspace: str | None
     stats: ImportStats = field(default_factory=ImportStats)
-    seen: set[str] = field(default_factory=set)
 
     def owner(self, path: Path) -> store.Owner:
         """The workspace of a file's sessions: the one given, else the file name's hash."""
@@ -52,29 +52,30 @@ class _Run:
             self.stats.errors.append((str(path), exc.reason))
             return
         owner = self.owner(path)
-        batch: list[WorktreeSession] = []
+        batch: dict[str, WorktreeSession] = {}
         for index, item in enumerate(document.items):
             session = legacy.parse(item, index, check_surrogates=document.escapes_surrogates)
             if isinstance(session, legacy.Rejected):
                 self.stats.errors.append((str(path), f"session {session.label}: {session.reason}"))
-            elif session.id in self.seen:
-                self.stats.skipped += 1
-            else:
-                self.seen.add(session.id)
-                batch.append(session)
-                if len(batch) == BATCH_SIZE:
-                    self.flush(path, batch, owner)
-                    batch = []
+                continue
+            if session.id in batch:  # store the earlier copy: this one is new only if that fails
+                self.flush(path, batch, owner)
+                batch = {}
+            batch[session.id] = session
+            if len(batch) == BATCH_SIZE:
+                self.flush(path, batch, owner)
+                batch = {}
         self.flush(path, batch, owner)
 
-    def flush(self, path: Path, batch: list[WorktreeSession], owner: store.Owner) -> None:
+    def flush(self, path: Path, batch: dict[str, WorktreeSession], owner: store.Owner) -> None:
         """Insert a batch in one transaction, or one session per transaction if it fails."""
         if not batch:
             return
+        sessions = list(batch.values())
         try:
-            self.count(batch, self.insert(batch, owner))
+            self.count(sessions, self.insert(sessions, owner))
         except InvalidInput:
-            for session in batch:
+            for session in sessions:
                 try:
                     self.count([session], self.insert([session], owner))
                 except InvalidInput as exc:

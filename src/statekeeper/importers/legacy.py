@@ -88,7 +88,11 @@ class Rejected:
 
 
 def legacy_files(path: Path) -> list[Path]:
-    """The file itself, or the `*.json` files directly inside a directory, sorted by name."""
+    """The file itself, or the `*.json` files directly inside a directory, sorted by name.
+
+    A leading `~` is the user's home directory, as in a shell.
+    """
+    path = path.expanduser()
     try:
         if path.is_dir():
             return sorted(p for p in path.iterdir() if p.name.endswith(".json") and p.is_file())

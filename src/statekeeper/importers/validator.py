@@ -2,7 +2,8 @@
 
 An item that is not a valid session counts as mismatched when its id is stored (the store
 cannot hold what the file says) and as missing otherwise, so such a file never validates;
-an item without a usable id is missing as `<file>#<index>`.
+an item without a usable id is missing as `<file>#<index>`. A file that cannot be read as
+a JSON array is listed in `errors`, and the other files are still checked.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class _Report:
     def __init__(self) -> None:
         self.missing: dict[str, None] = {}
         self.mismatched: dict[str, None] = {}
+        self.errors: list[tuple[str, str]] = []
 
     def check(
         self,
@@ -48,14 +50,20 @@ class _Report:
     def result(self) -> ValidationReport:
         """The report, an id in `mismatched` never also in `missing`."""
         missing = [label for label in self.missing if label not in self.mismatched]
-        return ValidationReport(missing=missing, mismatched=list(self.mismatched))
+        return ValidationReport(
+            missing=missing, mismatched=list(self.mismatched), errors=self.errors
+        )
 
 
 def validate_import(database: Database, path: Path) -> ValidationReport:
     """Compare every session of a file (or of a directory's `*.json` files) with the store."""
     report = _Report()
     for file in legacy.legacy_files(path):
-        document = legacy.read(file)
+        try:
+            document = legacy.read(file)
+        except legacy.LegacyFileError as exc:
+            report.errors.append((str(file), exc.reason))
+            continue
         for start in range(0, len(document.items), BATCH_SIZE):
             _check_batch(database, document, start, report)
     return report.result()

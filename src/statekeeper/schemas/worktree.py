@@ -9,7 +9,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
-from pydantic import AwareDatetime, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from statekeeper.enums import ChatRole, InstanceStatus, SessionStatus
@@ -111,6 +118,14 @@ class WorktreeSession(LegacyDTO):
     total_lines_added: int | None = Count
     total_lines_deleted: int | None = Count
 
+    @field_validator("task", "instances", "chat_history", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        """The editor may write null for an empty task, instance list or chat: read it so."""
+        if value is None:
+            return "" if info.field_name == "task" else []
+        return value
+
     @model_validator(mode="after")
     def _unique_children(self) -> Self:
         """Instance numbers and message ids identify rows: each may appear once."""
@@ -141,12 +156,16 @@ class ImportStats(DTO):
 
 
 class ValidationReport(DTO):
-    """Sessions of legacy files that the store lacks, or holds differently."""
+    """Sessions of legacy files that the store lacks or holds differently; unreadable files.
+
+    `errors` lists (file, reason) for each file that could not be read as a JSON array.
+    """
 
     missing: list[str] = Field(default_factory=list)
     mismatched: list[str] = Field(default_factory=list)
+    errors: list[tuple[str, str]] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """Whether every session in the files is stored exactly as written."""
-        return not self.missing and not self.mismatched
+        """Whether every file was read and every session in it is stored exactly as written."""
+        return not self.missing and not self.mismatched and not self.errors
