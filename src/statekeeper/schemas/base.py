@@ -5,17 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, PlainSerializer, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    SkipValidation,
+    ValidationError,
+)
 
-__all__ = ["DTO", "FROM_STORE", "METADATA", "Money", "describe"]
+__all__ = ["DTO", "FROM_STORE", "METADATA", "Money", "StoredObject", "describe"]
 
 METADATA = AliasChoices("metadata", "metadata_")
 """Rows name the column `metadata`; ORM objects call it `metadata_` (a reserved name)."""
 
 FROM_STORE: Mapping[str, bool] = MappingProxyType({"from_store": True})
 """Validation context for rows read back from the store: checks of input are skipped there."""
+
+StoredObject = SkipValidation[dict[str, Any]]
+"""A JSON object as read back from the store: passed through, not walked again (it was
+checked on the way in, and walking a context of a few KB costs more than reading it)."""
 
 Money = Annotated[
     Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")

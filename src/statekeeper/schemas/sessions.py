@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from statekeeper.enums import SessionStatus
-from statekeeper.schemas.base import DTO, METADATA, Money
+from statekeeper.schemas.base import DTO, METADATA, Money, StoredObject
 
 __all__ = ["PhaseCompletion", "PhaseResult", "Session", "SessionSummary", "WorkflowContext"]
 
@@ -44,7 +44,7 @@ class Session(SessionSummary):
     files_changed: int | None
     lines_added: int | None
     lines_deleted: int | None
-    metadata: dict[str, Any] = Field(default_factory=dict, validation_alias=METADATA)
+    metadata: StoredObject = Field(default_factory=dict, validation_alias=METADATA)
 
 
 class PhaseCompletion(DTO):
@@ -63,7 +63,7 @@ class PhaseCompletion(DTO):
 class WorkflowContext(DTO):
     """What a resumed run needs: the saved data, the last completed phase and cost so far."""
 
-    data: dict[str, Any]
+    data: StoredObject
     last_completed_phase: str | None
     accumulated_cost: Money
 
