@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from pydantic import Field
 
-from statekeeper.schemas.base import DTO, METADATA, Money
+from statekeeper.schemas.base import DTO, METADATA, Money, StoredObject
 
 __all__ = ["CostTrend", "Event", "IntegrityReport", "MigrationRecord", "SessionStatistics"]
 
@@ -54,5 +53,5 @@ class Event(DTO):
     actor_type: str
     actor_id: str
     content: str
-    metadata: dict[str, Any] = Field(default_factory=dict, validation_alias=METADATA)
+    metadata: StoredObject = Field(default_factory=dict, validation_alias=METADATA)
     created_at: datetime
