@@ -280,6 +280,23 @@ def test_reimport_skips_everything(sm: StateManager, tmp_path: Path) -> None:
     assert rows_of(sm, ["s1", "s2"])["events"] == 2
 
 
+def test_importing_again_with_a_workspace_places_sessions_that_had_none(
+    sm: StateManager, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "not-a-hash.json", [session("s1"), session("s2")])
+    assert sm.import_json(path).imported == 2
+    workspace = tmp_path / "project"
+    assert sm.list_worktree_sessions(workspace) == []
+    placed = tmp_path / "elsewhere"
+    sm.save_worktree_session(WorktreeSession.model_validate(session("s3")), workspace=placed)
+    write(tmp_path / "not-a-hash.json", [session("s1"), session("s2"), session("s3")])
+    again = sm.import_json(path, workspace=workspace)
+    assert (again.imported, again.skipped, again.errors) == (0, 3, [])
+    assert sorted(s.id for s in sm.list_worktree_sessions(workspace)) == ["s1", "s2"]
+    assert [s.id for s in sm.list_worktree_sessions(placed)] == ["s3"]  # kept where it was
+    assert sm.export_json(workspace, tmp_path / "back.json") == 2
+
+
 def test_a_failed_copy_leaves_its_id_to_a_later_copy(sm: StateManager, tmp_path: Path) -> None:
     """Only a stored id is skipped: a copy refused by validation or the database is not."""
     first, twice, dup = session("first"), session("twice"), session("dup")

@@ -19,11 +19,19 @@ Owner = Callable[[Executor], str | None]
 
 
 def insert_new(db: Executor, sessions: Sequence[WorktreeSession], owner: Owner) -> int:
-    """Insert the sessions whose id is not stored yet; returns how many were new."""
-    existing = {row[0] for row in db.execute(q.EXISTING_IDS, {"sids": [s.id for s in sessions]})}
+    """Insert the sessions whose id is not stored yet; returns how many were new.
+
+    Stored ones are left as they are, except that one stored without a workspace gets the
+    file's: importing again with `workspace=` places sessions an earlier import could not.
+    """
+    existing = dict(db.execute(q.EXISTING_IDS, {"sids": [s.id for s in sessions]}).all())
     new = [s for s in sessions if s.id not in existing]
+    homeless = [sid for sid, workspace_id in existing.items() if workspace_id is None]
+    workspace_id = owner(db) if new or homeless else None
     if new:
-        worktree.insert_many(db, new, owner(db), event_type=EVENT_TYPE)
+        worktree.insert_many(db, new, workspace_id, event_type=EVENT_TYPE)
+    if homeless and workspace_id is not None:
+        db.execute(q.ADOPT, {"sids": homeless, "owner": workspace_id})
     return len(new)
 
 

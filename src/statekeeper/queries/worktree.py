@@ -10,6 +10,7 @@ from statekeeper.executor import prepared
 from statekeeper.queries import CHAT, INSTANCES, SESSIONS, AnySelect
 
 __all__ = [
+    "ADOPT",
     "CHAT_INSERT",
     "DELETE_CHAT",
     "DELETE_INSTANCES",
@@ -58,8 +59,17 @@ SEQ_OF = prepared(
 DELETE_CHAT = prepared(sa.delete(CHAT).where(CHAT.c.session_id == _SID))
 """Every chat message of a session, before a whole-object save rewrites them (param: sid)."""
 
-EXISTING_IDS = prepared(sa.select(SESSIONS.c.id).where(SESSIONS.c.id.in_(_SIDS)))
-"""Which of these session ids are stored (param: sids, a list)."""
+EXISTING_IDS = prepared(
+    sa.select(SESSIONS.c.id, SESSIONS.c.workspace_id).where(SESSIONS.c.id.in_(_SIDS))
+)
+"""Which of these session ids are stored, with their workspace (param: sids, a list)."""
+
+ADOPT = prepared(
+    sa.update(SESSIONS)
+    .where(SESSIONS.c.id.in_(_SIDS), SESSIONS.c.workspace_id.is_(None))
+    .values(workspace_id=sa.bindparam("owner"))
+)
+"""Give sessions that have no workspace this one (params: sids, a list; owner)."""
 
 
 @cache
