@@ -9,6 +9,7 @@ a literal `?` or `%`.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from benchlib.workload import SEARCH_LIMIT
@@ -144,8 +145,18 @@ def sql(dialect: str, name: str) -> str:
 
 
 def words_of(query: str) -> list[str]:
-    """The words statekeeper searches for (services/search.py): distinct, lowercase, 16 at most."""
-    return list(dict.fromkeys(w.lower() for w in re.findall(r"\w+", query)))[:MAX_WORDS]
+    """The words statekeeper searches for, as services/search.py splits them (restated here,
+    since the floor's process never imports statekeeper): runs of letters, numbers, marks
+    and private use; the first 16 distinct, compared case-insensitively, sent as written."""
+    spaced = re.sub(
+        r"[\W_]",
+        lambda m: m[0] if unicodedata.category(m[0]) in ("Mn", "Mc", "Me", "Co") else " ",
+        query,
+    )
+    words: dict[str, str] = {}
+    for word in spaced.split():
+        words.setdefault(word.lower(), word)
+    return list(words.values())[:MAX_WORDS]
 
 
 def search_templates(dialect: str) -> dict[str, SearchTemplate]:

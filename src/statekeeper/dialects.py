@@ -101,7 +101,8 @@ def search_statement(dialect: str, words: list[str], limit: int) -> tuple[str, d
     parameter, matched as a literal term, never parsed as query syntax.
     """
     if dialect == "sqlite":
-        # A double-quoted FTS5 string is a literal phrase; \w+ words hold no quote.
+        # A double-quoted FTS5 string is a literal phrase, folded and split as the index is
+        # (at most combining marks: the parts must follow in order); words hold no quote.
         params: dict[str, Any] = {f"w{i}": f'"{w}"' for i, w in enumerate(words)}
         params["any"] = " OR ".join(params.values())
         holds = [

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from statekeeper.api.base import ManagerBase, positive
+from statekeeper.errors import InvalidInput
 from statekeeper.schemas import SearchHit
 from statekeeper.services import search
-from statekeeper.values import check_text
 
 __all__ = ["SearchAPI"]
 
@@ -15,6 +15,8 @@ class SearchAPI(ManagerBase):
 
     def search_sessions(self, query: str, *, limit: int = 20) -> list[SearchHit]:
         """Sessions holding every word of `query`, best first; any text is safe to pass."""
-        text = check_text(query, "query")
+        # Not check_text: NUL and lone surrogates are never stored here, only word separators.
+        if not isinstance(query, str):
+            raise InvalidInput("query", f"expected a string, got {type(query).__name__}")
         size = positive(limit, "limit")
-        return self._db.run(lambda db: search.search(db, text, size), write=False)
+        return self._db.run(lambda db: search.search(db, query, size), write=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import sqlalchemy as sa
 
@@ -14,12 +15,26 @@ __all__ = ["MAX_WORDS", "search", "words_of"]
 
 MAX_WORDS = 16
 """Words beyond this many are ignored: the query grows with each one."""
-_WORD = re.compile(r"\w+")
+_NOT_LETTER_OR_NUMBER = re.compile(r"[\W_]")  # \w is exactly categories L* and N*, plus "_"
+_IN_WORDS = frozenset({"Mn", "Mc", "Me", "Co"})  # the other characters words are made of
+
+
+def _separator(match: re.Match[str]) -> str:
+    """The character itself if words hold it (a mark, private use), else a space."""
+    return match[0] if unicodedata.category(match[0]) in _IN_WORDS else " "
 
 
 def words_of(query: str) -> list[str]:
-    """The distinct words of any text (letters, digits, underscores of every script)."""
-    return list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))[:MAX_WORDS]
+    """The first 16 distinct words of any text, compared case-insensitively, sent as written.
+
+    Words are runs of letters, numbers, marks, private use; all else (NUL too) separates.
+    """
+    words: dict[str, str] = {}
+    for word in _NOT_LETTER_OR_NUMBER.sub(_separator, query).split():
+        words.setdefault(word.lower(), word)
+        if len(words) == MAX_WORDS:
+            break
+    return list(words.values())
 
 
 def search(db: Executor, query: str, limit: int) -> list[SearchHit]:
