@@ -141,17 +141,10 @@ def test_search_reads_the_full_text_indexes(sm: StateManager) -> None:
             assert any(name in plan for name in index.split("|")), plan
 
 
-def test_postgres_full_text_indexes_have_no_pending_list(sm: StateManager) -> None:
+def test_postgres_full_text_indexes_have_no_pending_list(pg_databases: PgDatabases) -> None:
     """A GIN pending list makes the planner scan every row until VACUUM merges it."""
-    if sm.engine.dialect.name != "postgresql":
-        pytest.skip("GIN indexes are PostgreSQL's")
-    with sm.engine.connect() as connection:
-        options: dict[str, list[str]] = dict(
-            connection.execute(
-                sa.text(
-                    "SELECT relname, reloptions FROM pg_class WHERE relname LIKE 'search_%_fts'"
-                )
-            ).all()
-        )
+    query = "SELECT relname, reloptions FROM pg_class WHERE relname LIKE 'search_%_fts'"
+    with StateManager(pg_databases.create()) as sm, sm.engine.connect() as connection:
+        options: dict[str, list[str]] = dict(connection.execute(sa.text(query)).all())
     assert sorted(options) == ["search_chat_fts", "search_output_fts", "search_task_fts"]
     assert all(opts == ["fastupdate=off"] for opts in options.values()), options
