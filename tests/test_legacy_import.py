@@ -522,3 +522,17 @@ def test_refused_batch_inside_a_transaction_block(sm: StateManager, tmp_path: Pa
             ["session clash"],
         )
     assert stored(sm, ["first", "clash"]) == [*dtos([first]), None]
+
+
+def test_timeout_seconds_takes_the_seeds_whole_u32_range(sm: StateManager, tmp_path: Path) -> None:
+    largest = 2**32 - 1
+    path = write(
+        tmp_path / "timeouts.json",
+        [session("big", timeout_seconds=largest), session("over", timeout_seconds=2**32)],
+    )
+    stats = sm.import_json(path)
+    assert stats.imported == 1
+    assert [message.split(":")[0] for _, message in stats.errors] == ["session over"]
+    (stored_big,) = stored(sm, ["big"])
+    assert stored_big is not None and stored_big.timeout_seconds == largest
+    assert sm.validate_import(tmp_path / "timeouts.json").missing == ["over"]

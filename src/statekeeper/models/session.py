@@ -75,7 +75,7 @@ class SessionRow(Base):
     output_markdown: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(255))
-    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    timeout_seconds: Mapped[int | None] = mapped_column(BigInteger)
     preserve_worktrees: Mapped[bool | None] = mapped_column(Boolean)
     winner_instance: Mapped[int | None] = mapped_column(Integer)
     runtime_mix: Mapped[list[str] | None] = mapped_column(JsonValue)

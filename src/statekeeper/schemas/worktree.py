@@ -109,7 +109,7 @@ class WorktreeSession(LegacyDTO):
     instances: list[WorktreeInstance] = Field(default_factory=list)
     chat_history: list[ChatMessage] = Field(default_factory=list)
     model: str | None = Field(default=None, max_length=255)
-    timeout_seconds: int | None = Count
+    timeout_seconds: int | None = Field(default=None, ge=0, le=2**32 - 1)  # the seed's u32
     preserve_worktrees: bool | None = None
     winner_id: int | None = Count
     runtime_mix: list[str] | None = None

@@ -82,7 +82,7 @@ def upgrade() -> None:
         sa.Column("output_markdown", sa.Text(), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("model", sa.String(255), nullable=True),
-        sa.Column("timeout_seconds", sa.Integer(), nullable=True),
+        sa.Column("timeout_seconds", sa.BigInteger(), nullable=True),
         sa.Column("preserve_worktrees", sa.Boolean(), nullable=True),
         sa.Column("winner_instance", sa.Integer(), nullable=True),
         _json("runtime_mix", nullable=True),
