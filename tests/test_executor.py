@@ -238,3 +238,35 @@ def test_a_forked_process_never_reuses_the_parents_connections(
     assert sm.get_session(sid) is not None
     assert parked._inherited == [parents]
     assert parked._idle and parked._idle[0] is not parents
+
+
+def test_threads_writing_on_the_driver_path_lose_nothing(store: tuple[StateManager, str]) -> None:
+    """Eight threads contend for SQLite's write lock through BEGIN IMMEDIATE and the parked
+    connections: every acknowledged write is there, each thread's chat in its order."""
+    sm, sid = store
+    sm.update_session_status(sid, "running")
+    sessions = [sm.create_session(f"t{n}") for n in range(8)]
+    failures: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(25):
+                sm.add_chat_message(sid, "user", f"{n}:{i}")
+                sm.save_phase_completion(sessions[n], f"p{i}", {"i": i}, 1, "0.01")
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    chat = [m.content for m in sm.get_chat_history(sid) if ":" in m.content]
+    for n in range(8):
+        assert [c for c in chat if c.startswith(f"{n}:")] == [f"{n}:{i}" for i in range(25)]
+    for n in range(8):
+        session = sm.get_session(sessions[n])
+        assert session is not None and session.cost_usd == Decimal("0.25")
+        assert len(sm.get_completed_phases(sessions[n])) == 25
+    assert sm.integrity_check().ok
