@@ -122,13 +122,25 @@ def store_url(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) 
     return url.render_as_string(hide_password=False)
 
 
+def _new_database(engine: str, request: pytest.FixtureRequest, path: Path) -> str:
+    """The URL of a brand-new, empty database on `engine` (a file at `path` for SQLite)."""
+    if engine == "sqlite":
+        return str(path)
+    databases: PgDatabases = request.getfixturevalue("pg_databases")
+    return databases.create().render_as_string(hide_password=False)
+
+
 @pytest.fixture
 def empty_url(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a brand-new, empty database (nothing migrated) on the engine under test."""
-    if engine_name == "sqlite":
-        return str(tmp_path / "fresh.db")
-    databases: PgDatabases = request.getfixturevalue("pg_databases")
-    return databases.create().render_as_string(hide_password=False)
+    return _new_database(engine_name, request, tmp_path / "fresh.db")
+
+
+@pytest.fixture
+def other_engine_url(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A brand-new database on the other engine, for copies SQLite <-> PostgreSQL."""
+    other = "postgresql" if engine_name == "sqlite" else "sqlite"
+    return _new_database(other, request, tmp_path / "other.db")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 
 from statekeeper import InvalidInput, StateManager
 from statekeeper.models import PhaseRow, SessionRow
-from tests.conftest import PgDatabases
 
 
 def _seed(sm: StateManager) -> str:
@@ -82,15 +81,6 @@ def test_vacuum_optimize_checkpoint(sm: StateManager, engine_name: str) -> None:
         wal = database.with_name(database.name + "-wal")
         assert not wal.exists() or wal.stat().st_size == 0
     assert sm.integrity_check().ok
-
-
-@pytest.fixture
-def other_engine_url(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A brand-new database on the other engine: copies go SQLite <-> PostgreSQL."""
-    if engine_name == "postgresql":
-        return str(tmp_path / "copy.db")
-    databases: PgDatabases = request.getfixturevalue("pg_databases")
-    return databases.create().render_as_string(hide_password=False)
 
 
 def _everything(sm: StateManager) -> list[object]:
