@@ -21,7 +21,7 @@ from sqlalchemy import event
 
 from statekeeper import InvalidInput, StateManager
 from statekeeper.dialects import upsert
-from statekeeper.executor import PREPARED_OPTION, Executor, NeedsConnection
+from statekeeper.executor import MAX_PLANS, PREPARED_OPTION, Executor, NeedsConnection, prepared
 from statekeeper.queries import CONTEXT
 from statekeeper.queries import events as qe
 from statekeeper.queries import phases as qp
@@ -270,3 +270,16 @@ def test_threads_writing_on_the_driver_path_lose_nothing(store: tuple[StateManag
         assert session is not None and session.cost_usd == Decimal("0.25")
         assert len(sm.get_completed_phases(sessions[n])) == 25
     assert sm.integrity_check().ok
+
+
+def test_the_plan_cache_is_bounded(store: tuple[StateManager, str]) -> None:
+    """Prepared statements built per call would fill it: past the bound they run on
+    SQLAlchemy, with the same result."""
+    sm, _ = store
+    plans = sm._db._plans
+    with sm.engine.connect() as connection:
+        executor = Executor(connection.dialect, plans, connection=connection)
+        for n in range(MAX_PLANS + 10):
+            statement = prepared(sa.select(sa.literal(n)))
+            assert executor.execute(statement).scalar() == n
+    assert len(plans._plans) == MAX_PLANS

@@ -28,6 +28,8 @@ from sqlalchemy.sql.dml import UpdateBase
 __all__ = ["Executor", "NeedsConnection", "PlanCache", "Result", "driver_errors", "prepared"]
 
 PREPARED_OPTION = "statekeeper_prepared"
+MAX_PLANS = 512
+"""Statements one engine caches plans for; queries/ prepares a few dozen, built once."""
 
 S = TypeVar("S", bound=sa.Executable)
 
@@ -154,6 +156,8 @@ class PlanCache:
         """The plan for this statement and parameter names, or None for the SQLAlchemy path."""
         entry = self._plans.get(id(statement))
         if entry is None:
+            if len(self._plans) >= MAX_PLANS:
+                return None  # a statement built per call was marked prepared: never cache it
             entry = self._plans[id(statement)] = (statement, {})
         # What an INSERT or UPDATE writes depends on the parameter names given.
         keys = frozenset(params) if isinstance(statement, UpdateBase) else frozenset()
