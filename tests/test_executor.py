@@ -283,3 +283,13 @@ def test_the_plan_cache_is_bounded(store: tuple[StateManager, str]) -> None:
             statement = prepared(sa.select(sa.literal(n)))
             assert executor.execute(statement).scalar() == n
     assert len(plans._plans) == MAX_PLANS
+
+
+def test_columns_no_named_row_can_hold_go_to_sqlalchemy(store: tuple[StateManager, str]) -> None:
+    sm, _ = store
+    statement = prepared(sa.select(sa.literal(1).label("from"), sa.literal(2).label("_x")))
+    with sm.engine.connect() as connection:
+        executor = Executor(connection.dialect, sm._db._plans, connection=connection)
+        row = executor.execute(statement).first()
+    assert tuple(row) == (1, 2)
+    assert sm._db._plans.plan(statement, {}) is None

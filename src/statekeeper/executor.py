@@ -6,7 +6,10 @@ five times what SQLite itself needs for a keyed SELECT. Statements marked with
 to the driver's cursor on SQLite, their values still converted by SQLAlchemy's own bind and
 result processors (UTC timestamps, exact money, JSON). Everything else goes through the
 SQLAlchemy Connection. Both paths share that Connection's transaction, so BEGIN IMMEDIATE,
-savepoints, retries and error translation are the same for either.
+savepoints, retries and error translation are the same for either. A unit of work made
+only of prepared statements runs with no Connection at all, on a driver connection of
+the unit of work's own (`db.Database`); the first other statement sends it back to run
+on SQLAlchemy (NeedsConnection).
 
 On PostgreSQL every statement takes the SQLAlchemy path: the network round trip dominates
 there, and psycopg's typed result processing is SQLAlchemy's to get right.
@@ -14,6 +17,7 @@ there, and psycopg's typed result processing is SQLAlchemy's to get right.
 
 from __future__ import annotations
 
+import keyword
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -138,6 +142,11 @@ class _Plan:
         return rows
 
 
+def _field_name(key: str) -> bool:
+    """Whether a result column can be a named row's attribute."""
+    return key.isidentifier() and not keyword.iskeyword(key) and not key.startswith("_")
+
+
 def _named_row(keys: list[str]) -> type[tuple[Any, ...]]:
     """A row class with attribute access by column name, as SQLAlchemy's Row has."""
     make: Callable[[str, list[str]], type[tuple[Any, ...]]] = namedtuple
@@ -179,7 +188,7 @@ class PlanCache:
         keys_out = [column.keyname for column in columns]
         row: type[tuple[Any, ...]] | None = None
         if keys_out:
-            if len(set(keys_out)) != len(keys_out) or not all(k.isidentifier() for k in keys_out):
+            if len(set(keys_out)) != len(keys_out) or not all(map(_field_name, keys_out)):
                 return None
             row = _named_row(keys_out)
         processors = (c.type._cached_result_processor(self.dialect, None) for c in columns)
