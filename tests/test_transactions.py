@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from statekeeper import ImportFailed, SessionNotFound, StateManager, StorageBusy
+from tests.conftest import PgDatabases
 
 
 def test_transaction_commits_everything_together(sm: StateManager) -> None:
@@ -172,3 +174,33 @@ def test_postgres_lock_timeout_raises_storage_busy(store_url: str) -> None:
         assert sm.get_completed_phases(sid) == []
         context = sm.load_context(sid)
         assert context is not None and context.data == {"holder": True}
+
+
+def _drop_connections(admin: sa.Engine, database: str) -> int:
+    """End every server process serving `database`, as a server restart would."""
+    with admin.connect() as connection:
+        ended = connection.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid()"
+            ),
+            {"db": database},
+        ).scalar_one()
+    return int(ended)
+
+
+def test_postgres_lost_connections_are_replaced_without_a_failed_call(
+    pg_databases: PgDatabases, pg_admin: sa.Engine
+) -> None:
+    url = pg_databases.create()
+    with StateManager(url) as sm:
+        sid = sm.create_session("survives")
+        sm.save_phase_completion(sid, "p1", {}, 1, "0.10")
+        assert _drop_connections(pg_admin, str(url.database)) >= 1
+        assert sm.get_session(sid) is not None  # a read on a dead pooled connection
+        assert _drop_connections(pg_admin, str(url.database)) >= 1
+        sm.save_phase_completion(sid, "p2", {}, 1, "0.20")  # a write
+        session = sm.get_session(sid)
+        assert session is not None and session.cost_usd == Decimal("0.30")
+        assert [p.phase_id for p in sm.get_completed_phases(sid)] == ["p1", "p2"]
+        assert len(sm.get_events(sid)) == 3  # created, and each phase once

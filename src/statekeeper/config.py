@@ -93,7 +93,8 @@ def create_engine(url: URL, settings: Settings | None = None) -> Engine:
         engine = sa.create_engine(url, **options)
         _install_sqlite_hooks(engine, settings)
         return engine
-    options.update(pool_pre_ping=True)
+    # No pre-ping (a round trip per call): a connection found lost before its unit of work
+    # commits is replaced and the unit of work run again (db.Database.run).
     options.update(settings.engine_options)
     return sa.create_engine(url, **options)
 

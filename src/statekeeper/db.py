@@ -70,6 +70,10 @@ def translate_error(exc: sa.exc.SQLAlchemyError) -> StateError:
     return StorageError(f"{type(orig).__name__}: {message}")
 
 
+class _Reconnect(Exception):
+    """A connection was lost before its unit of work committed: run it again."""
+
+
 class ParkedConnections:
     """A few pool connections kept checked out between driver-only units of work.
 
@@ -141,6 +145,12 @@ class Database:
         for attempt in range(self.retry.attempts):
             try:
                 return self._attempt(fn, write=write)
+            except _Reconnect as lost:
+                cause = lost.__cause__
+                assert isinstance(cause, sa.exc.DBAPIError)
+                if attempt + 1 < self.retry.attempts:
+                    continue  # the pool has replaced its connections: no wait needed
+                raise translate_error(cause) from cause
             except sa.exc.SQLAlchemyError as exc:
                 if is_transient(exc) and attempt + 1 < self.retry.attempts:
                     time.sleep(self.retry.delay(attempt))
@@ -157,8 +167,18 @@ class Database:
             except NeedsConnection:
                 # Remembered per call site, so the next call goes to SQLAlchemy at once.
                 self._needs_connection.add(code)
-        with self._engines[write].connect() as connection, connection.begin():
-            return fn(Executor(connection.dialect, self._plans, connection=connection))
+        with self._engines[write].connect() as connection:
+            transaction = connection.begin()
+            try:
+                result = fn(Executor(connection.dialect, self._plans, connection=connection))
+            except sa.exc.DBAPIError as exc:
+                if exc.connection_invalidated:
+                    # Lost before the commit was sent: nothing was committed, so the unit
+                    # of work may run again, on a new connection.
+                    raise _Reconnect from exc
+                raise
+            transaction.commit()
+            return result
 
     def _run_on_driver(self, fn: Callable[[Executor], T], *, write: bool) -> T:
         """A SQLite transaction on a driver connection, without SQLAlchemy's Connection.
