@@ -536,3 +536,33 @@ def test_timeout_seconds_takes_the_seeds_whole_u32_range(sm: StateManager, tmp_p
     (stored_big,) = stored(sm, ["big"])
     assert stored_big is not None and stored_big.timeout_seconds == largest
     assert sm.validate_import(tmp_path / "timeouts.json").missing == ["over"]
+
+
+def test_nul_and_out_of_range_times_are_reported_and_the_rest_imports(
+    sm: StateManager, tmp_path: Path
+) -> None:
+    nul_task = session("nul-task", task="bad \x00 task")
+    nul_chat = session("nul-chat")
+    nul_chat["chat_history"][0]["content"] = "bad \x00 content"
+    far = session("far", created_at="0001-01-01T00:00:00+05:00")
+    backslash = session("backslash", task="a literal \\u0000, not a NUL")
+    path = write(tmp_path / "mixed.json", [nul_task, nul_chat, far, backslash, session("ok")])
+    assert "\\u0000" in path.read_text()  # json escapes NUL, as every writer must
+    stats = sm.import_json(path)
+    assert stats.imported == 2
+    reasons = dict(message.split(": ", 1) for _, message in stats.errors)
+    assert set(reasons) == {"session nul-task", "session nul-chat", "session far"}
+    assert "NUL" in reasons["session nul-task"] and "NUL" in reasons["session nul-chat"]
+    assert "out of range" in reasons["session far"]
+    (kept,) = stored(sm, ["backslash"])
+    assert kept is not None and kept.task == "a literal \\u0000, not a NUL"
+    assert sm.get_total_sessions() == 2
+
+
+def test_a_file_without_nul_escapes_still_gets_its_times_checked(
+    sm: StateManager, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "times.json", [session("far", updated_at="9999-12-31T23:59:59-05:00")])
+    assert "\\u0000" not in path.read_text()
+    stats = sm.import_json(path)
+    assert stats.imported == 0 and "out of range" in stats.errors[0][1]

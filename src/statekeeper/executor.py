@@ -100,6 +100,11 @@ class _Plan:
     results: tuple[tuple[int, Processor], ...]
     expanded_sql: dict[tuple[int, ...], str] = field(default_factory=dict)
 
+    @property
+    def expands(self) -> bool:
+        """Whether an IN list makes the SQL depend on the parameters."""
+        return any(expanding for _, _, expanding in self.binds)
+
     def parameters(self, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
         """The SQL and positional values for one execution."""
         defaults = self.defaults
@@ -205,6 +210,14 @@ class PlanCache:
         )
 
 
+def _uniform_rows(params: Any) -> bool:
+    """Many parameter sets with the same names: what one executemany can send."""
+    if not isinstance(params, list) or not params or not isinstance(params[0], dict):
+        return False
+    names = params[0].keys()
+    return all(isinstance(row, dict) and row.keys() == names for row in params)
+
+
 class NeedsConnection(Exception):
     """A statement only SQLAlchemy can run reached a driver-only unit of work."""
 
@@ -250,15 +263,16 @@ class Executor:
         self._driver = driver
 
     def execute(self, statement: sa.Executable, params: Any = None) -> Result:
-        """Run one statement with one set of parameters (or many, on the SQLAlchemy path)."""
-        if (
-            self._plans.direct
-            and (params is None or isinstance(params, dict))
-            and statement._execution_options.get(PREPARED_OPTION)
-        ):
-            plan = self._plans.plan(statement, params or {})
-            if plan is not None:
-                return self._direct(plan, params or {})
+        """Run one statement with one set of parameters, or a write with many."""
+        if self._plans.direct and statement._execution_options.get(PREPARED_OPTION):
+            if params is None or isinstance(params, dict):
+                plan = self._plans.plan(statement, params or {})
+                if plan is not None:
+                    return self._direct(plan, params or {})
+            elif _uniform_rows(params) and isinstance(statement, UpdateBase):
+                plan = self._plans.plan(statement, params[0])
+                if plan is not None and plan.row is None and not plan.expands:
+                    return self._direct_many(plan, params)
         if self.connection is None:
             raise NeedsConnection
         return self.connection.execute(statement, params)
@@ -267,11 +281,27 @@ class Executor:
         """The first column of the first row, or None."""
         return self.execute(statement, params).scalar()
 
-    def _direct(self, plan: _Plan, params: Mapping[str, Any]) -> _Rows:
+    def _cursor(self) -> Any:
         if self._driver is None:
             self._driver = self.connection.connection.dbapi_connection  # type: ignore[union-attr]
+        return self._driver.cursor()
+
+    def _direct_many(self, plan: _Plan, rows: list[dict[str, Any]]) -> _Rows:
+        """A write with many parameter sets: one executemany, as SQLAlchemy would send it."""
+        sql = plan.sql
+        values = [plan.parameters(row)[1] for row in rows]
+        cursor = self._cursor()
+        try:
+            cursor.executemany(sql, values)
+            return _Rows([], cursor.rowcount)
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(self.dialect, exc, sql, values) from exc
+        finally:
+            cursor.close()
+
+    def _direct(self, plan: _Plan, params: Mapping[str, Any]) -> _Rows:
         sql, values = plan.parameters(params)
-        cursor = self._driver.cursor()
+        cursor = self._cursor()
         try:
             cursor.execute(sql, values)
             rows = plan.convert(cursor.fetchall()) if plan.row is not None else []

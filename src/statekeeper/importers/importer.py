@@ -54,7 +54,7 @@ class _Run:
         owner = self.owner(path)
         batch: dict[str, WorktreeSession] = {}
         for index, item in enumerate(document.items):
-            session = legacy.parse(item, index, check_surrogates=document.escapes_surrogates)
+            session = legacy.parse(item, index, document)
             if isinstance(session, legacy.Rejected):
                 self.stats.errors.append((str(path), f"session {session.label}: {session.reason}"))
                 continue

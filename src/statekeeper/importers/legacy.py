@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from statekeeper.errors import ImportFailed
 from statekeeper.schemas import ChatMessage, WorktreeInstance, WorktreeSession
-from statekeeper.schemas.base import describe
+from statekeeper.schemas.base import STORABLE, describe
 
 __all__ = [
     "LegacyFile",
@@ -66,11 +66,12 @@ class LegacyFileError(ImportFailed):
 
 @dataclass(frozen=True)
 class LegacyFile:
-    """The raw items of one file, and whether its text escapes surrogates (rarely)."""
+    """The raw items of one file, and whether its text escapes surrogates or NUL (rarely)."""
 
     path: Path
     items: list[Any]
     escapes_surrogates: bool
+    escapes_nul: bool
 
 
 @dataclass(frozen=True)
@@ -130,17 +131,23 @@ def read(path: Path) -> LegacyFile:
     if not isinstance(items, list):
         found = _JSON_TYPES.get(type(items), "a number")
         raise LegacyFileError(path, f"expected a JSON array of sessions, found {found}")
-    return LegacyFile(path, items, bool(_SURROGATE_ESCAPE.search(text)))
+    # JSON can hold NUL only as an escape: a literal control character is invalid JSON.
+    return LegacyFile(path, items, bool(_SURROGATE_ESCAPE.search(text)), "\\u0000" in text)
 
 
-def parse(item: Any, index: int, *, check_surrogates: bool) -> WorktreeSession | Rejected:
-    """One item as a session (unknown keys dropped, both key styles), or why it is not one."""
+def parse(item: Any, index: int, document: LegacyFile) -> WorktreeSession | Rejected:
+    """One item as a session (unknown keys dropped, both key styles), or why it is not one.
+
+    The DTOs' own scan of every string runs only for a file whose text escapes NUL: the
+    times and (where escaped) surrogates are checked here, once per session.
+    """
     raw_id = item.get("id") if isinstance(item, dict) else None
     session_id = raw_id if isinstance(raw_id, str) and raw_id else None
     known = _known_session(item)
     try:
-        session = WorktreeSession.model_validate(known)
-        _check_storable(session, known if check_surrogates else None)
+        context = None if document.escapes_nul else STORABLE
+        session = WorktreeSession.model_validate(known, context=context)
+        _check_storable(session, known if document.escapes_surrogates else None)
     except ValidationError as exc:
         field, message = describe(exc)
         return Rejected(index, session_id, f"{field}: {message}")

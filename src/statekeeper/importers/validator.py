@@ -74,10 +74,7 @@ def _check_batch(
 ) -> None:
     """Parse a batch of a file's items and compare them with one read of the store."""
     chunk = document.items[start : start + BATCH_SIZE]
-    parsed = [
-        legacy.parse(item, index, check_surrogates=document.escapes_surrogates)
-        for index, item in enumerate(chunk, start=start)
-    ]
+    parsed = [legacy.parse(item, index, document) for index, item in enumerate(chunk, start=start)]
     ids = [p.id if isinstance(p, WorktreeSession) else p.session_id for p in parsed]
     wanted = [i for i in ids if i is not None]
     found = database.run(lambda db: store.stored(db, wanted), write=False)

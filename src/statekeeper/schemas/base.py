@@ -16,13 +16,15 @@ from pydantic import (
     ValidationError,
 )
 
-__all__ = ["DTO", "FROM_STORE", "METADATA", "Money", "StoredObject", "describe"]
+__all__ = ["DTO", "METADATA", "STORABLE", "Money", "StoredObject", "describe"]
 
 METADATA = AliasChoices("metadata", "metadata_")
 """Rows name the column `metadata`; ORM objects call it `metadata_` (a reserved name)."""
 
-FROM_STORE: Mapping[str, bool] = MappingProxyType({"from_store": True})
-"""Validation context for rows read back from the store: checks of input are skipped there."""
+STORABLE: Mapping[str, bool] = MappingProxyType({"storable": True})
+"""Validation context for values known to be storable: read back from the store, or from a
+legacy file whose text holds no NUL escape and whose times the importer checks. The input
+scans for NUL, lone surrogates and out-of-range times are skipped."""
 
 StoredObject = SkipValidation[dict[str, Any]]
 """A JSON object as read back from the store: passed through, not walked again (it was

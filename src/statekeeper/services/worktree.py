@@ -17,7 +17,7 @@ from statekeeper.queries import events as events_q
 from statekeeper.queries import sessions as sessions_q
 from statekeeper.queries import worktree as q
 from statekeeper.schemas import ChatMessage, WorktreeInstance, WorktreeSession
-from statekeeper.schemas.base import FROM_STORE
+from statekeeper.schemas.base import STORABLE
 from statekeeper.services import events
 from statekeeper.services import sessions as sessions_service
 from statekeeper.values import ZERO, utcnow
@@ -60,7 +60,7 @@ def update_instance(db: Executor, session_id: str, number: int, values: dict[str
 def instances(db: Executor, session_id: str) -> list[WorktreeInstance]:
     """A session's instances by number."""
     rows = db.execute(q.INSTANCES_OF, {"sids": [session_id]})
-    return _INSTANCES.validate_python([_instance(row) for row in rows], context=FROM_STORE)
+    return _INSTANCES.validate_python([_instance(row) for row in rows], context=STORABLE)
 
 
 def add_chat_message(
@@ -101,7 +101,7 @@ def chat_history(
         params["limit"] = limit
     statement = q.chat_of(after=after is not None, limit=limit is not None)
     rows = db.execute(statement, params)
-    return _MESSAGES.validate_python([_message(row) for row in rows], context=FROM_STORE)
+    return _MESSAGES.validate_python([_message(row) for row in rows], context=STORABLE)
 
 
 def get(db: Executor, session_id: str) -> WorktreeSession | None:
@@ -283,7 +283,7 @@ def _assemble(db: Executor, rows: list[sa.Row[Any]]) -> list[WorktreeSession]:
                 "total_lines_added": row.lines_added,
                 "total_lines_deleted": row.lines_deleted,
             },
-            context=FROM_STORE,
+            context=STORABLE,
         )
         for row in rows
     ]
