@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from benchlib.floor_sql import PRAGMAS, STATEMENTS, SearchTemplate, search_sql, sql
-from benchlib.workload import CHAT_LIMIT, HISTORY_LIMIT, SEARCH_LIMIT, ChatArgs, PhaseArgs
+from benchlib.workload import (
+    CHAT_LIMIT,
+    HISTORY_LIMIT,
+    OPS,
+    SEARCH_LIMIT,
+    ChatArgs,
+    PhaseArgs,
+)
 
 __all__ = [
     "SYNCHRONOUS",
@@ -124,19 +131,7 @@ class Store:
         """Release connections."""
 
 
-ALL_OPS = frozenset(
-    {
-        "create_session",
-        "save_phase_completion",
-        "load_context",
-        "get_session",
-        "get_session_history",
-        "add_chat_message",
-        "get_chat_history",
-        "search_sessions",
-        "import_json",
-    }
-)
+ALL_OPS = frozenset({*OPS, "import_json"})
 
 
 class StatekeeperStore(Store):

@@ -98,12 +98,8 @@ class _Plan:
     defaults: Mapping[str, Any]  # values the statement itself carries
     row: type[tuple[Any, ...]] | None
     results: tuple[tuple[int, Processor], ...]
+    expands: bool  # an IN list makes the SQL depend on the parameters
     expanded_sql: dict[tuple[int, ...], str] = field(default_factory=dict)
-
-    @property
-    def expands(self) -> bool:
-        """Whether an IN list makes the SQL depend on the parameters."""
-        return any(expanding for _, _, expanding in self.binds)
 
     def parameters(self, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
         """The SQL and positional values for one execution."""
@@ -118,7 +114,7 @@ class _Plan:
                 flat.extend(convert(v) if convert else v for v in items)
             else:
                 flat.append(value if convert is None else convert(value))
-        if not sizes:
+        if not self.expands:
             return self.sql, tuple(flat)
         return self._expand(tuple(sizes)), tuple(flat)
 
@@ -207,6 +203,7 @@ class PlanCache:
             defaults=compiled.construct_params(_check=False),
             row=row,
             results=results,
+            expands=bool(expanding),
         )
 
 

@@ -104,13 +104,7 @@ def backup(connection: sa.Connection, path: Path) -> None:
         if url.database and path == Path(url.database).expanduser().resolve():
             raise InvalidInput("path", "a backup cannot overwrite the live database")
     else:
-        at_head = current_revision(connection) == head_revision()
-        connection.rollback()  # the copy below needs a fresh snapshot transaction
-        if not at_head:
-            raise SchemaOutOfDate(
-                "a PostgreSQL backup copies rows into a schema at head: "
-                "run `statekeeper db upgrade`"
-            )
+        _require_head(connection, "a PostgreSQL backup copies rows into a schema at head")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     partial.unlink(missing_ok=True)
@@ -125,6 +119,15 @@ def backup(connection: sa.Connection, path: Path) -> None:
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _require_head(connection: sa.Connection, why: str) -> None:
+    """Refuse a store below head for a row copy, leaving no transaction open for the copy's
+    own snapshot."""
+    at_head = current_revision(connection) == head_revision()
+    connection.rollback()
+    if not at_head:
+        raise SchemaOutOfDate(f"{why}: run `statekeeper db upgrade`")
 
 
 def _copy_to_sqlite(reader: sa.Connection, path: Path) -> None:
@@ -152,10 +155,7 @@ def copy_store(source: sa.Connection, target: sa.Engine) -> int:
     """
     if source.engine.url == target.url:
         raise InvalidInput("target", "is the store being copied")
-    at_head = current_revision(source) == head_revision()
-    source.rollback()  # the copy below needs a fresh snapshot transaction
-    if not at_head:
-        raise SchemaOutOfDate("only a store at head can be copied: run `statekeeper db upgrade`")
+    _require_head(source, "only a store at head can be copied")
     upgrade(target)
     snapshot = source
     if source.dialect.name == "postgresql":
