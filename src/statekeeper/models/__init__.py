@@ -1,4 +1,10 @@
-"""SQLAlchemy ORM models, one module per aggregate; these never leave the service layer."""
+"""SQLAlchemy ORM models, one module per aggregate: the schema, and the public read API.
+
+Query them through `StateManager.session()` (read-only) or `transaction()`:
+`s.get(SessionRow, session_id)`, then `.phases`, `.context`, `.instances`, `.chat_messages`,
+`.events` and `.workspace` by attribute. Write statekeeper's own tables through the API,
+which keeps totals, events and versions. See docs/orm.md.
+"""
 
 from statekeeper.models.base import Base
 from statekeeper.models.event import EventRow, MigrationRow

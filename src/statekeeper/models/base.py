@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, Numeric
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, Numeric, inspect
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-from statekeeper.values import MONEY_PLACES, MONEY_PRECISION
+from statekeeper.values import MONEY_PLACES, MONEY_PRECISION, ZERO
 
-__all__ = ["Base", "BigIntPK", "JsonValue", "Money", "UTCDateTime", "check_in"]
+__all__ = ["Base", "BigIntPK", "JsonValue", "Money", "UTCDateTime", "check_in", "new_id", "zero"]
 
 # Named constraints: SQLite batch migrations can only alter what has a name.
 NAMING_CONVENTION = {
@@ -25,10 +28,29 @@ NAMING_CONVENTION = {
 }
 
 
-class Base(DeclarativeBase):
-    """Root of every statekeeper model; its metadata is what Alembic compares against."""
+class Base(AsyncAttrs, DeclarativeBase):
+    """Root of every statekeeper model; its metadata is what Alembic compares against.
+
+    AsyncAttrs lets an AsyncSession load a relationship with `await row.awaitable_attrs.x`.
+    """
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+    def __repr__(self) -> str:
+        """The class and its identity, e.g. `SessionRow('3f2a...')`; never loads anything."""
+        identity = inspect(self).identity
+        keys = "pending" if identity is None else ", ".join(map(repr, identity))
+        return f"{type(self).__name__}({keys})"
+
+
+def new_id() -> str:
+    """A new random UUID as text: the default id of sessions, messages and events."""
+    return str(uuid.uuid4())
+
+
+def zero() -> Decimal:
+    """No money yet: the default of every cost column."""
+    return ZERO
 
 
 class UTCDateTime(TypeDecorator[datetime]):

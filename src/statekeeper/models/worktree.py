@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     CheckConstraint,
@@ -13,10 +14,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from statekeeper.enums import ChatRole, InstanceStatus
-from statekeeper.models.base import Base, BigIntPK, UTCDateTime, check_in
+from statekeeper.models.base import Base, BigIntPK, UTCDateTime, check_in, new_id
+from statekeeper.values import utcnow
+
+if TYPE_CHECKING:
+    from statekeeper.models.session import SessionRow
 
 __all__ = ["ChatMessageRow", "InstanceRow"]
 
@@ -38,7 +43,7 @@ class InstanceRow(Base):
     worktree_path: Mapped[str] = mapped_column(Text)
     branch: Mapped[str] = mapped_column(Text)
     agent_name: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=InstanceStatus.IDLE.value)
     tmux_session_id: Mapped[str] = mapped_column(Text)
     output: Mapped[str | None] = mapped_column(Text)
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -50,9 +55,14 @@ class InstanceRow(Base):
     model: Mapped[str | None] = mapped_column(String(255))
     runtime_label: Mapped[str | None] = mapped_column(Text)
 
+    session: Mapped[SessionRow] = relationship(back_populates="instances")
+
 
 class ChatMessageRow(Base):
-    """A chat message; `seq` orders messages exactly as they were inserted."""
+    """A chat message; `seq` orders messages exactly as they were inserted.
+
+    Its identity is `id`: `orm_session.get(ChatMessageRow, message_id)`.
+    """
 
     __tablename__ = "chat_messages"
     __table_args__ = (
@@ -61,11 +71,15 @@ class ChatMessageRow(Base):
     )
 
     seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(255), unique=True)
+    id: Mapped[str] = mapped_column(String(255), unique=True, default=new_id)
     session_id: Mapped[str] = mapped_column(
         String(255), ForeignKey("sessions.id", ondelete="CASCADE")
     )
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     instance_number: Mapped[int | None] = mapped_column(Integer)
+
+    session: Mapped[SessionRow] = relationship(back_populates="chat_messages")
+
+    __mapper_args__ = {"primary_key": [id]}
