@@ -21,7 +21,7 @@ from sqlalchemy import event
 
 from statekeeper import InvalidInput, StateManager
 from statekeeper.dialects import upsert
-from statekeeper.executor import MAX_PLANS, PREPARED_OPTION, Executor, NeedsConnection, prepared
+from statekeeper.executor import MAX_PLANS, PREPARED_OPTION, UnitOfWork, NeedsConnection, prepared
 from statekeeper.queries import CONTEXT
 from statekeeper.queries import events as qe
 from statekeeper.queries import phases as qp
@@ -93,7 +93,7 @@ def test_direct_rows_equal_sqlalchemy_rows(store: tuple[StateManager, str], name
     assert statement.get_execution_options().get(PREPARED_OPTION)
     with sm.engine.connect() as connection:
         expected = [tuple(row) for row in connection.execute(statement, params)]
-        executor = Executor(connection.dialect, sm._db._plans, connection=connection)
+        executor = UnitOfWork(connection.dialect, sm._db._plans, connection=connection)
         got = [tuple(row) for row in executor.execute(statement, params)]
     assert expected, "the case must return rows to compare"
     assert got == expected
@@ -107,7 +107,7 @@ def test_direct_rows_equal_sqlalchemy_rows(store: tuple[StateManager, str], name
 def test_direct_rows_have_column_attributes(store: tuple[StateManager, str]) -> None:
     sm, sid = store
     with sm.engine.connect() as connection:
-        executor = Executor(connection.dialect, sm._db._plans, connection=connection)
+        executor = UnitOfWork(connection.dialect, sm._db._plans, connection=connection)
         row = executor.execute(qp.CONTEXT_OF, {"sid": sid}).first()
     assert row.data == {"a": 1}
     assert row.last_phase == "p2"
@@ -120,7 +120,7 @@ def test_direct_writes_convert_values_like_sqlalchemy(store: tuple[StateManager,
     statement = upsert("sqlite", CONTEXT, ("session_id",), ("data", "updated_at"), "version")
     now = datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     with sm.engine.connect() as connection, connection.begin():
-        executor = Executor(connection.dialect, sm._db._plans, connection=connection)
+        executor = UnitOfWork(connection.dialect, sm._db._plans, connection=connection)
         params = {"session_id": sid, "data": {"b": "é"}, "version": 1, "updated_at": now}
         assert executor.execute(statement, params).rowcount == 1
         stored = connection.exec_driver_sql(
@@ -135,7 +135,7 @@ def test_a_driver_only_unit_reruns_on_sqlalchemy_for_other_statements(
 ) -> None:
     sm, _ = store
     unprepared = sa.select(sa.literal(1))
-    executor = Executor(sm.engine.dialect, sm._db._plans)
+    executor = UnitOfWork(sm.engine.dialect, sm._db._plans)
     with pytest.raises(NeedsConnection):
         executor.execute(unprepared)
     # A unit of work that needs one runs on SQLAlchemy, then and on every later call.
@@ -278,7 +278,7 @@ def test_the_plan_cache_is_bounded(store: tuple[StateManager, str]) -> None:
     sm, _ = store
     plans = sm._db._plans
     with sm.engine.connect() as connection:
-        executor = Executor(connection.dialect, plans, connection=connection)
+        executor = UnitOfWork(connection.dialect, plans, connection=connection)
         for n in range(MAX_PLANS + 10):
             statement = prepared(sa.select(sa.literal(n)))
             assert executor.execute(statement).scalar() == n
@@ -289,7 +289,7 @@ def test_columns_no_named_row_can_hold_go_to_sqlalchemy(store: tuple[StateManage
     sm, _ = store
     statement = prepared(sa.select(sa.literal(1).label("from"), sa.literal(2).label("_x")))
     with sm.engine.connect() as connection:
-        executor = Executor(connection.dialect, sm._db._plans, connection=connection)
+        executor = UnitOfWork(connection.dialect, sm._db._plans, connection=connection)
         row = executor.execute(statement).first()
     assert tuple(row) == (1, 2)
     assert sm._db._plans.plan(statement, {}) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
@@ -50,6 +51,13 @@ def engine(empty_url: str):
     engine.dispose()
 
 
+
+def migrate_engine(engine: sa.Engine, step: Callable[..., None], *target: str) -> None:
+    """Run an upgrade or downgrade on a connection of the engine."""
+    with engine.connect() as connection:
+        step(connection, *target)
+
+
 def test_the_chain_has_one_head_and_no_gaps() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     assert len(script.get_heads()) == 1
@@ -62,14 +70,14 @@ def test_the_chain_has_one_head_and_no_gaps() -> None:
 
 
 def test_upgrade_leaves_nothing_to_autogenerate(engine: sa.Engine) -> None:
-    upgrade(engine)
+    migrate_engine(engine, upgrade)
     assert _tables(engine) >= OUR_TABLES
     assert _drift(engine) == []
 
 
 def test_check_constraints_carry_the_models_names(engine: sa.Engine) -> None:
     """Autogenerate ignores CHECK names, so a doubled prefix would go unnoticed without this."""
-    upgrade(engine)
+    migrate_engine(engine, upgrade)
     inspector = sa.inspect(engine)
     for table in Base.metadata.sorted_tables:
         expected = {c.name for c in table.constraints if isinstance(c, sa.CheckConstraint)}
@@ -82,11 +90,11 @@ def test_downgrade_to_base_and_up_again_with_data(empty_url: str, engine: sa.Eng
         sid = sm.create_session("kept?", workspace="/tmp")
         sm.save_phase_completion(sid, "p1", {"x": 1}, 5, "0.5", context={"c": 1})
         sm.record_event("note", "n", session_id=sid)
-    downgrade(engine, "base")
+    migrate_engine(engine, downgrade, "base")
     assert _tables(engine) & OUR_TABLES == set()
     with engine.connect() as connection:
         assert current_revision(connection) is None
-    upgrade(engine)
+    migrate_engine(engine, upgrade)
     assert _drift(engine) == []
     with StateManager(empty_url, auto_migrate=False) as sm:
         assert sm.get_total_sessions() == 0
@@ -94,8 +102,8 @@ def test_downgrade_to_base_and_up_again_with_data(empty_url: str, engine: sa.Eng
         sm.save_phase_completion(sid, "p1", {}, 1, "1")
         assert sm.integrity_check().ok
     for info in reversed(revisions()):
-        downgrade(engine, info.down_revision or "base")
-    upgrade(engine)
+        migrate_engine(engine, downgrade, info.down_revision or "base")
+    migrate_engine(engine, upgrade)
     assert _drift(engine) == []
 
 

@@ -13,6 +13,7 @@ from statekeeper.errors import (
     InvalidInput,
     InvalidTransition,
     MigrationError,
+    ReadOnlyError,
     SchemaOutOfDate,
     SessionCompleted,
     SessionNotFound,
@@ -23,6 +24,7 @@ from statekeeper.errors import (
 )
 
 if TYPE_CHECKING:
+    from statekeeper.aio import AsyncStateManager
     from statekeeper.manager import StateManager
     from statekeeper.schemas import (
         ChatMessage,
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
         MigrationRecord,
         PhaseCompletion,
         PhaseResult,
+        SchemaStatus,
         SearchHit,
         Session,
         SessionStatistics,
@@ -44,7 +47,9 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    "AsyncStateManager": "statekeeper.aio",
     "StateManager": "statekeeper.manager",
+    "SchemaStatus": "statekeeper.schemas",
     "CostTrend": "statekeeper.schemas",
     "WorktreeSession": "statekeeper.schemas",
     "WorktreeInstance": "statekeeper.schemas",
@@ -64,6 +69,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "AsyncStateManager",
     "ChatMessage",
     "ChatRole",
     "CostTrend",
@@ -78,7 +84,9 @@ __all__ = [
     "MigrationRecord",
     "PhaseCompletion",
     "PhaseResult",
+    "ReadOnlyError",
     "SchemaOutOfDate",
+    "SchemaStatus",
     "SearchHit",
     "Session",
     "SessionCompleted",

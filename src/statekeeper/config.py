@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -12,12 +11,24 @@ import sqlalchemy as sa
 from platformdirs import user_data_path
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from statekeeper.errors import InvalidInput
 from statekeeper.values import load_json, serialize_json
 
-__all__ = ["ENV_URL", "WRITE_OPTION", "Settings", "create_engine", "default_url", "resolve_url"]
+__all__ = [
+    "ENV_URL",
+    "WRITE_OPTION",
+    "Settings",
+    "async_url",
+    "create_async_engine",
+    "create_engine",
+    "default_url",
+    "driver_sql",
+    "resolve_url",
+]
 
 ENV_URL = "STATEKEEPER_URL"
 WRITE_OPTION = "statekeeper_write"
@@ -79,9 +90,15 @@ def is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def create_engine(url: URL, settings: Settings | None = None) -> Engine:
-    """An Engine with statekeeper's connection setup; a new SQLite file is created 0600."""
-    settings = settings or Settings()
+def async_url(url: URL) -> URL:
+    """The same store through an asyncio driver: aiosqlite, or psycopg's async mode."""
+    if url.get_backend_name() == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    return url  # SQLAlchemy's psycopg dialect picks its async variant in an async engine
+
+
+def _engine_options(url: URL, settings: Settings) -> dict[str, Any]:
+    """Options for either kind of engine; creates a new SQLite file 0600 first."""
     # Values checked by dump_json arrive serialized: the engine must not dump them again.
     options: dict[str, Any] = {"json_serializer": serialize_json, "json_deserializer": load_json}
     if url.get_backend_name() == "sqlite":
@@ -89,14 +106,46 @@ def create_engine(url: URL, settings: Settings | None = None) -> Engine:
             options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
         else:
             _create_private_file(Path(str(url.database)))
-        options.update(settings.engine_options)
-        engine = sa.create_engine(url, **options)
-        _install_sqlite_hooks(engine, settings)
-        return engine
-    # No pre-ping (a round trip per call): a connection found lost before its unit of work
-    # commits is replaced and the unit of work run again (db.Database.run).
+    # No pre-ping on PostgreSQL (a round trip per call): a connection found lost before its
+    # unit of work commits is replaced and the unit of work run again (db.Database.run).
     options.update(settings.engine_options)
-    return sa.create_engine(url, **options)
+    return options
+
+
+def create_engine(url: URL, settings: Settings | None = None) -> Engine:
+    """An Engine with statekeeper's connection setup; a new SQLite file is created 0600."""
+    settings = settings or Settings()
+    engine = sa.create_engine(url, **_engine_options(url, settings))
+    if url.get_backend_name() == "sqlite":
+        _install_sqlite_hooks(engine, settings)
+    return engine
+
+
+def create_async_engine(url: URL, settings: Settings | None = None) -> AsyncEngine:
+    """The AsyncEngine twin of `create_engine`: same options, pragmas and BEGIN IMMEDIATE."""
+    settings = settings or Settings()
+    url = async_url(url)
+    engine = sa_create_async_engine(url, **_engine_options(url, settings))
+    if url.get_backend_name() == "sqlite":
+        _install_sqlite_hooks(engine.sync_engine, settings)
+    return engine
+
+
+def driver_sql(connection: sa.Connection, statement: str) -> None:
+    """Run a statement on the DBAPI connection itself, outside SQLAlchemy's transaction.
+
+    Through the DBAPI-level cursor, which is the same call for pysqlite and for aiosqlite's
+    adapter (the aiosqlite connection's own `execute` is a coroutine).
+    """
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None, "a checked-out connection has a DBAPI connection"
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(statement)
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise sa.exc.OperationalError(statement, None, exc) from exc
+    finally:
+        cursor.close()
 
 
 def _create_private_file(path: Path) -> None:
@@ -142,8 +191,4 @@ def _install_sqlite_hooks(engine: Engine, settings: Settings) -> None:
             return  # maintenance (VACUUM) must run outside any transaction
         # Straight to the driver: BEGIN needs none of SQLAlchemy's statement handling. Its
         # errors are wrapped as SQLAlchemy's would be, so retries and translation see them.
-        statement = "BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN"
-        try:
-            connection.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
-        except sqlite3.Error as exc:
-            raise sa.exc.OperationalError(statement, None, exc) from exc
+        driver_sql(connection, "BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")

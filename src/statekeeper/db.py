@@ -1,51 +1,56 @@
 """The unit of work: one database transaction per public call, retried when transient.
 
-Services run on an Executor over a Core Connection (no ORM unit of work: statements are
-prebuilt, hot ones go straight to the driver, rows come back as plain named rows).
-Connections are scoped per thread or task and per `transaction()` block (a ContextVar),
-so every call made inside a block joins that block's transaction. This is also the one
-place where SQLAlchemy and driver errors become StateErrors.
+Each call runs its service function on a UnitOfWork: statements, and an ORM Session on the
+same connection made when first asked for. `transaction()` opens a block whose ORM Session
+every call in the same thread or task joins (a ContextVar, checked against its owner).
+The pieces here are synchronous and shared: the async manager (asyncdb.py) runs the very
+same functions through `AsyncConnection.run_sync`. This is also the one place where
+SQLAlchemy and driver errors become StateErrors.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from types import CodeType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
 
-from statekeeper.config import WRITE_OPTION
-from statekeeper.errors import InvalidInput, StateError, StorageBusy, StorageError
-from statekeeper.executor import Executor, NeedsConnection, PlanCache, driver_errors
+from statekeeper.config import WRITE_OPTION, driver_sql
+from statekeeper.errors import InvalidInput, ReadOnlyError, StateError, StorageBusy, StorageError
+from statekeeper.executor import NeedsConnection, PlanCache, UnitOfWork, driver_errors
 
-__all__ = ["Database", "ParkedConnections", "RetryPolicy", "is_transient", "translate_error"]
+__all__ = [
+    "Block",
+    "Database",
+    "ParkedConnections",
+    "ReadOnlySession",
+    "RetryPolicy",
+    "Scope",
+    "is_transient",
+    "read_only",
+    "run_in_block",
+    "run_transaction",
+    "translate_error",
+]
 
 T = TypeVar("T")
+Work = Callable[[UnitOfWork], T]
 
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 _PG_TRANSIENT = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock timeout
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter for transient failures."""
-
-    attempts: int = 6
-    base_delay: float = 0.02
-    max_delay: float = 1.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to sleep before retry number `attempt` (0-based)."""
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))  # noqa: S311
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -70,8 +75,146 @@ def translate_error(exc: sa.exc.SQLAlchemyError) -> StateError:
     return StorageError(f"{type(orig).__name__}: {message}")
 
 
-class _Reconnect(Exception):
+class Reconnect(Exception):
     """A connection was lost before its unit of work committed: run it again."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter for transient failures."""
+
+    attempts: int = 6
+    base_delay: float = 0.02
+    max_delay: float = 1.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to sleep before retry number `attempt` (0-based)."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))  # noqa: S311
+
+    def after(self, exc: Exception, attempt: int) -> float:
+        """Seconds to wait before running a failed unit of work again, or the StateError."""
+        last = attempt + 1 >= self.attempts
+        if isinstance(exc, Reconnect):
+            cause = exc.__cause__
+            assert isinstance(cause, sa.exc.DBAPIError)
+            if last:
+                raise translate_error(cause) from cause
+            return 0.0  # the pool has replaced its connections: no wait needed
+        assert isinstance(exc, sa.exc.SQLAlchemyError)
+        if is_transient(exc) and not last:
+            return self.delay(attempt)
+        raise translate_error(exc) from exc
+
+
+def run_transaction(connection: Connection, plans: PlanCache, fn: Work[T]) -> T:
+    """One attempt of a unit of work on SQLAlchemy: begin, run, flush the ORM, commit."""
+    transaction = connection.begin()
+    uow = UnitOfWork(connection.dialect, plans, connection=connection)
+    try:
+        result = fn(uow)
+        uow.flush()
+    except sa.exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            # Lost before the commit was sent: nothing was committed, so the unit of work
+            # may run again, on a new connection.
+            raise Reconnect from exc
+        raise
+    finally:
+        uow.close()
+    transaction.commit()
+    return result
+
+
+@dataclass(frozen=True)
+class Block:
+    """An open `transaction()` block: its connection and ORM session, and who opened it."""
+
+    connection: Connection
+    session: Session
+    owner: object
+    handle: Any
+    """What the block yields: the Session, or the AsyncSession wrapping it."""
+    runner: Any = None
+    """The AsyncConnection the block's calls run through (async manager only)."""
+
+
+def run_in_block(block: Block, plans: PlanCache, fn: Work[T], *, write: bool) -> T:
+    """A call inside a block; a rejected write is undone by a savepoint and the block goes on.
+
+    The application's pending ORM objects are flushed first, so statekeeper's statements
+    see them (a foreign key to its own row, say).
+    """
+    session = block.session
+    try:
+        if session.new or session.dirty or session.deleted:
+            session.flush()
+        uow = UnitOfWork(
+            block.connection.dialect, plans, connection=block.connection, session=session
+        )
+        if not write:
+            return fn(uow)
+        with session.begin_nested():
+            session.connection()  # SAVEPOINT now: services also run statements on the connection
+            return fn(uow)
+    except sa.exc.SQLAlchemyError as exc:
+        raise translate_error(exc) from exc
+
+
+def current_owner() -> object:
+    """Who a block belongs to: the running asyncio task, else the thread."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+    return task if task is not None else threading.get_ident()
+
+
+class Scope:
+    """The open block of one manager, seen only by the thread or task that opened it.
+
+    A ContextVar alone would also be seen by tasks and threads started inside the block
+    (they copy the context), which would then share one connection concurrently.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._var: ContextVar[Block | None] = ContextVar(name, default=None)
+
+    def current(self) -> Block | None:
+        """This thread's or task's open block, if any."""
+        block = self._var.get()
+        if block is None or block.owner != current_owner():
+            return None
+        return block
+
+    def enter(self, block: Block) -> Token[Block | None]:
+        """Make `block` the current one until `leave`."""
+        return self._var.set(block)
+
+    def leave(self, token: Token[Block | None]) -> None:
+        """Forget the block entered with `token`."""
+        self._var.reset(token)
+
+
+class ReadOnlySession(Session):
+    """An ORM Session that refuses to flush changes: `StateManager.session()`."""
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_writes(session: Session, _context: Any, _instances: Any) -> None:
+    changed = [obj for obj in session.dirty if session.is_modified(obj)]
+    if session.new or session.deleted or changed:
+        raise ReadOnlyError(
+            "this ORM session is read-only: change the store through the manager's API, "
+            "or add your own rows in `with sm.transaction() as s:`"
+        )
+
+
+def read_only(connection: Connection, *, on: bool) -> None:
+    """Make a connection refuse writes in the database itself, or undo that."""
+    if connection.dialect.name == "sqlite":
+        driver_sql(connection, f"PRAGMA query_only={'ON' if on else 'OFF'}")
+    elif on:
+        connection.execution_options(postgresql_readonly=True)
 
 
 class ParkedConnections:
@@ -92,13 +235,17 @@ class ParkedConnections:
     def take(self) -> PoolProxiedConnection:
         """An idle parked connection, or a new checkout from the pool."""
         if self._pid != os.getpid():
-            # Forked: the parent's connections are never used, nor closed (SQLite forbids both).
-            self._inherited += self._idle
-            self._idle, self._pid = [], os.getpid()
+            self.forget()
         try:
             return self._idle.pop()
         except IndexError:
             return self._engine.raw_connection()
+
+    def forget(self) -> None:
+        """After a fork: the parent's connections are never used, nor closed (SQLite forbids
+        both), only kept from being garbage collected."""
+        self._inherited += self._idle
+        self._idle, self._pid = [], os.getpid()
 
     def give_back(self, connection: PoolProxiedConnection, *, clean: bool) -> None:
         """Park a connection whose transaction ended, or return it to the pool."""
@@ -111,6 +258,14 @@ class ParkedConnections:
         """Return every parked connection to the pool."""
         while self._idle:
             self._idle.pop().close()
+
+
+def _after_fork(database: weakref.ReferenceType[Database]) -> None:
+    """In a forked child, leave the parent's pooled connections alone (SQLAlchemy's advice)."""
+    alive = database()
+    if alive is not None:
+        alive._parked.forget()
+        alive.engine.dispose(close=False)
 
 
 class Database:
@@ -127,60 +282,44 @@ class Database:
         }
         self._plans = PlanCache(engine.dialect)
         self._parked = ParkedConnections(engine)
-        self._needs_connection: set[CodeType] = set()
-        self._scope: ContextVar[Connection | None] = ContextVar(
-            f"statekeeper_scope_{id(self)}", default=None
-        )
+        self._scope = Scope(f"statekeeper_scope_{id(self)}")
+        self.fallbacks = 0
+        """Direct units of work that had to rerun on SQLAlchemy (tests keep this at 0)."""
+        reference = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _after_fork(reference))
 
     @property
     def dialect(self) -> str:
         """'sqlite' or 'postgresql'."""
         return self.engine.dialect.name
 
-    def run(self, fn: Callable[[Executor], T], *, write: bool) -> T:
-        """Run `fn` in its own transaction (or the enclosing `transaction()` block's)."""
-        scoped = self._scope.get()
-        if scoped is not None:
-            return self._run_in_block(scoped, fn, write=write)
+    def run(self, fn: Work[T], *, write: bool, direct: bool = False) -> T:
+        """Run `fn` in its own transaction (or the enclosing `transaction()` block's).
+
+        `direct` marks a unit of work made of prepared statements only: on SQLite it runs
+        on a driver connection alone, without SQLAlchemy's Connection.
+        """
+        block = self._scope.current()
+        if block is not None:
+            return run_in_block(block, self._plans, fn, write=write)
         for attempt in range(self.retry.attempts):
             try:
-                return self._attempt(fn, write=write)
-            except _Reconnect as lost:
-                cause = lost.__cause__
-                assert isinstance(cause, sa.exc.DBAPIError)
-                if attempt + 1 < self.retry.attempts:
-                    continue  # the pool has replaced its connections: no wait needed
-                raise translate_error(cause) from cause
-            except sa.exc.SQLAlchemyError as exc:
-                if is_transient(exc) and attempt + 1 < self.retry.attempts:
-                    time.sleep(self.retry.delay(attempt))
-                    continue
-                raise translate_error(exc) from exc
+                return self._attempt(fn, write=write, direct=direct)
+            except (Reconnect, sa.exc.SQLAlchemyError) as exc:
+                time.sleep(self.retry.after(exc, attempt))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _attempt(self, fn: Callable[[Executor], T], *, write: bool) -> T:
-        """One try: on the driver alone when every statement of `fn` can go there."""
-        code = getattr(fn, "__code__", None)
-        if self._plans.direct and code is not None and code not in self._needs_connection:
+    def _attempt(self, fn: Work[T], *, write: bool, direct: bool) -> T:
+        """One try: on the driver alone when the caller marked every statement as direct."""
+        if direct and self._plans.direct:
             try:
                 return self._run_on_driver(fn, write=write)
             except NeedsConnection:
-                # Remembered per call site, so the next call goes to SQLAlchemy at once.
-                self._needs_connection.add(code)
+                self.fallbacks += 1  # a statement only SQLAlchemy can run: a wrong marker
         with self._engines[write].connect() as connection:
-            transaction = connection.begin()
-            try:
-                result = fn(Executor(connection.dialect, self._plans, connection=connection))
-            except sa.exc.DBAPIError as exc:
-                if exc.connection_invalidated:
-                    # Lost before the commit was sent: nothing was committed, so the unit
-                    # of work may run again, on a new connection.
-                    raise _Reconnect from exc
-                raise
-            transaction.commit()
-            return result
+            return run_transaction(connection, self._plans, fn)
 
-    def _run_on_driver(self, fn: Callable[[Executor], T], *, write: bool) -> T:
+    def _run_on_driver(self, fn: Work[T], *, write: bool) -> T:
         """A SQLite transaction on a driver connection, without SQLAlchemy's Connection.
 
         SQLAlchemy's connect, begin and commit cost about 17 µs a call; a parked connection
@@ -196,7 +335,7 @@ class Database:
             with driver_errors(dialect, begin):
                 driver.execute(begin)  # type: ignore[union-attr]
             try:
-                result = fn(Executor(dialect, self._plans, driver=driver))
+                result = fn(UnitOfWork(dialect, self._plans, driver=driver))
             except BaseException:
                 driver.rollback()  # type: ignore[union-attr]
                 clean = True
@@ -208,46 +347,64 @@ class Database:
         finally:
             self._parked.give_back(pooled, clean=clean)
 
-    def _run_in_block(
-        self, connection: Connection, fn: Callable[[Executor], T], *, write: bool
-    ) -> T:
-        """Inside a block a rejected call is undone through a savepoint; the block goes on."""
-        executor = Executor(connection.dialect, self._plans, connection=connection)
-        try:
-            if not write:
-                return fn(executor)
-            with connection.begin_nested():
-                return fn(executor)
-        except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc) from exc
-
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group every call made in the block, in this thread or task, into one transaction."""
-        if self._scope.get() is not None:
-            yield
+    def transaction(self) -> Iterator[Session]:
+        """One transaction for every call in the block, in this thread or task; yields its
+        ORM Session, whose objects commit or roll back with them."""
+        block = self._scope.current()
+        if block is not None:
+            yield block.session
             return
         try:
             connection = self._engines[True].connect()
+            connection.begin()
         except sa.exc.SQLAlchemyError as exc:
             raise translate_error(exc) from exc
-        token = self._scope.set(connection)
+        session = Session(bind=connection, expire_on_commit=False)
+        token = self._scope.enter(Block(connection, session, current_owner(), session))
         try:
+            yield session
             try:
-                with connection.begin():
-                    yield
+                session.flush()
+                connection.commit()
             except sa.exc.SQLAlchemyError as exc:
                 raise translate_error(exc) from exc
         finally:
-            self._scope.reset(token)
+            self._scope.leave(token)
+            session.close()
             connection.close()
 
     @contextmanager
-    def connect(self) -> Iterator[sa.Connection]:
-        """A raw connection for maintenance statements, with errors translated."""
+    def session(self) -> Iterator[Session]:
+        """A read-only ORM Session on its own connection and snapshot."""
+        try:
+            connection = self._engines[False].connect()
+            read_only(connection, on=True)
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc) from exc
+        session = ReadOnlySession(bind=connection, expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.close()
+            connection.rollback()
+            try:
+                read_only(connection, on=False)
+            finally:
+                connection.close()
+
+    def run_on_connection(self, fn: Callable[[Connection], T]) -> T:
+        """Run maintenance on a connection of its own (no transaction opened for it)."""
         try:
             with self.engine.connect() as connection:
-                yield connection
+                return fn(connection)
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc) from exc
+
+    def with_sync_engine(self, fn: Callable[[Engine], T]) -> T:
+        """Run a whole-store operation (backup, copy) that needs an Engine of its own."""
+        try:
+            return fn(self.engine)
         except sa.exc.SQLAlchemyError as exc:
             raise translate_error(exc) from exc
 

@@ -7,6 +7,7 @@ __all__ = [
     "InvalidInput",
     "InvalidTransition",
     "MigrationError",
+    "ReadOnlyError",
     "SchemaOutOfDate",
     "SessionCompleted",
     "SessionNotFound",
@@ -83,3 +84,7 @@ class StorageBusy(StorageError):
 
 class ImportFailed(StateError):
     """A file could not be imported; nothing from it was written."""
+
+
+class ReadOnlyError(StateError):
+    """A write through a read-only ORM session (`sm.session()`); nothing was written."""

@@ -1,4 +1,4 @@
-"""The Executor services run statements on: SQLAlchemy, with a direct path for hot statements.
+"""The UnitOfWork services run statements on: SQLAlchemy, with a direct path for hot statements.
 
 SQLAlchemy spends about 35 µs per statement in its execution context and event dispatch,
 five times what SQLite itself needs for a keyed SELECT. Statements marked with
@@ -6,13 +6,14 @@ five times what SQLite itself needs for a keyed SELECT. Statements marked with
 to the driver's cursor on SQLite, their values still converted by SQLAlchemy's own bind and
 result processors (UTC timestamps, exact money, JSON). Everything else goes through the
 SQLAlchemy Connection. Both paths share that Connection's transaction, so BEGIN IMMEDIATE,
-savepoints, retries and error translation are the same for either. A unit of work made
-only of prepared statements runs with no Connection at all, on a driver connection of
-the unit of work's own (`db.Database`); the first other statement sends it back to run
-on SQLAlchemy (NeedsConnection).
+savepoints, retries and error translation are the same for either. A unit of work the
+caller marks `direct` runs with no Connection at all, on a driver connection of its own
+(`db.Database`); a statement or ORM session only SQLAlchemy can serve sends it back to
+run on SQLAlchemy (NeedsConnection).
 
-On PostgreSQL every statement takes the SQLAlchemy path: the network round trip dominates
-there, and psycopg's typed result processing is SQLAlchemy's to get right.
+On PostgreSQL, and under aiosqlite, every statement takes the SQLAlchemy path: the round
+trip to the server or to aiosqlite's thread dominates there, and typed result processing
+is SQLAlchemy's to get right. The SQLAlchemy internals this needs are in sa_internals.py.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
-__all__ = ["Executor", "NeedsConnection", "PlanCache", "Result", "driver_errors", "prepared"]
+from statekeeper import sa_internals
+
+__all__ = ["NeedsConnection", "PlanCache", "Result", "UnitOfWork", "driver_errors", "prepared"]
 
 PREPARED_OPTION = "statekeeper_prepared"
 MAX_PLANS = 512
@@ -159,7 +163,8 @@ class PlanCache:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self.direct = dialect.name == "sqlite"
+        # aiosqlite's cursor is a thread hop per call: the direct path would gain nothing there.
+        self.direct = dialect.name == "sqlite" and not dialect.is_async
         self._plans: dict[int, tuple[sa.Executable, dict[frozenset[str], _Plan | None]]] = {}
 
     def plan(self, statement: sa.Executable, params: Mapping[str, Any]) -> _Plan | None:
@@ -180,31 +185,43 @@ class PlanCache:
         compiled = statement.compile(  # type: ignore[attr-defined]
             dialect=self.dialect, column_keys=sorted(keys)
         )
-        if not isinstance(compiled, SQLCompiler) or compiled.positiontup is None:
+        if not isinstance(compiled, SQLCompiler):
             return None
-        if compiled.insert_prefetch or compiled.update_prefetch or compiled.literal_execute_params:
+        names = sa_internals.positional_names(compiled)
+        if names is None or sa_internals.uses_python_side_values(compiled):
             return None  # Python-side defaults or literal rendering: SQLAlchemy's job
-        expanding = frozenset(name for bind, name in compiled.bind_names.items() if bind.expanding)
-        columns = compiled._result_columns
-        keys_out = [column.keyname for column in columns]
+        binds = compiled.binds
+        columns = sa_internals.result_columns(compiled)
+        keys_out = [name for name, _type in columns]
         row: type[tuple[Any, ...]] | None = None
         if keys_out:
             if len(set(keys_out)) != len(keys_out) or not all(map(_field_name, keys_out)):
                 return None
             row = _named_row(keys_out)
-        processors = (c.type._cached_result_processor(self.dialect, None) for c in columns)
+        processors = (_result_processor(type_, self.dialect) for _name, type_ in columns)
         results = tuple((i, p) for i, p in enumerate(processors) if p is not None)
-        converters = cast(Mapping[str, Processor], compiled._bind_processors)
         return _Plan(
             sql=compiled.string,
             binds=tuple(
-                (name, converters.get(name), name in expanding) for name in compiled.positiontup
+                (
+                    name,
+                    binds[name].type.dialect_impl(self.dialect).bind_processor(self.dialect),
+                    binds[name].expanding,
+                )
+                for name in names
             ),
-            defaults=compiled.construct_params(_check=False),
+            defaults={
+                name: bind.effective_value for name, bind in binds.items() if not bind.required
+            },
             row=row,
             results=results,
-            expands=bool(expanding),
+            expands=any(binds[name].expanding for name in names),
         )
+
+
+def _result_processor(type_: sa.types.TypeEngine[Any], dialect: Dialect) -> Processor | None:
+    """SQLAlchemy's own conversion of a stored value of this type, through its public API."""
+    return type_.dialect_impl(dialect).result_processor(dialect, None)
 
 
 def _uniform_rows(params: Any) -> bool:
@@ -237,14 +254,16 @@ def _wrapped(
     )
 
 
-class Executor:
-    """Runs a unit of work's statements, hot ones straight on the driver.
+class UnitOfWork:
+    """One transaction as services see it: `execute` statements, or use `session`.
 
-    With a `connection`, anything else runs on it; without one (a driver-only unit of work)
-    anything else raises NeedsConnection, and the unit of work reruns on SQLAlchemy.
+    Services take it and never commit: the unit of work is committed by `db`, so calls
+    compose into `transaction()` blocks. With a `connection`, statements the direct path
+    cannot serve run on it; without one (a driver-only unit of work) they, and asking for
+    the ORM session, raise NeedsConnection, and the unit of work reruns on SQLAlchemy.
     """
 
-    __slots__ = ("_driver", "_plans", "connection", "dialect")
+    __slots__ = ("_driver", "_plans", "_session", "connection", "dialect")
 
     def __init__(
         self,
@@ -253,15 +272,36 @@ class Executor:
         *,
         connection: Connection | None = None,
         driver: Any = None,
+        session: Session | None = None,
     ) -> None:
         self.connection = connection
         self.dialect = dialect
         self._plans = plans
         self._driver = driver
+        self._session = session
+
+    @property
+    def session(self) -> Session:
+        """The ORM session of this transaction, made on first use (hot calls never pay)."""
+        if self._session is None:
+            if self.connection is None:
+                raise NeedsConnection
+            self._session = Session(bind=self.connection, expire_on_commit=False)
+        return self._session
+
+    def flush(self) -> None:
+        """Send what the ORM session holds, before the transaction commits."""
+        if self._session is not None:
+            self._session.flush()
+
+    def close(self) -> None:
+        """Forget the ORM session made for this unit of work (a block's stays open)."""
+        if self._session is not None:
+            self._session.close()
 
     def execute(self, statement: sa.Executable, params: Any = None) -> Result:
         """Run one statement with one set of parameters, or a write with many."""
-        if self._plans.direct and statement._execution_options.get(PREPARED_OPTION):
+        if self._plans.direct and statement.get_execution_options().get(PREPARED_OPTION):
             if params is None or isinstance(params, dict):
                 plan = self._plans.plan(statement, params or {})
                 if plan is not None:

@@ -7,19 +7,18 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
 
-import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
+from sqlalchemy.orm import Session
 
 from statekeeper import migrate
+from statekeeper.api._sync.maintenance import MaintenanceAPI
+from statekeeper.api._sync.search import SearchAPI
+from statekeeper.api._sync.sessions import SessionsAPI
+from statekeeper.api._sync.worktree import WorktreeAPI
 from statekeeper.api.base import PathLike
-from statekeeper.api.maintenance import MaintenanceAPI
-from statekeeper.api.search import SearchAPI
-from statekeeper.api.sessions import SessionsAPI
-from statekeeper.api.worktree import WorktreeAPI
-from statekeeper.config import Settings, create_engine, resolve_url
+from statekeeper.config import create_engine
 from statekeeper.db import Database
-from statekeeper.errors import InvalidInput, StorageError
-from statekeeper.values import check_non_negative_int
+from statekeeper.opening import build_engine, open_store
 
 __all__ = ["StateManager"]
 
@@ -30,6 +29,7 @@ class StateManager(SessionsAPI, WorktreeAPI, SearchAPI, MaintenanceAPI):
     `url` is a SQLAlchemy URL or a filesystem path (SQLite); None means $STATEKEEPER_URL or
     `state.db` in the user data directory. The schema is migrated to head on open unless
     `auto_migrate=False`, which instead refuses a database that is not at head.
+    `check_schema=False` opens a store at any revision (for `statekeeper db` commands).
     """
 
     def __init__(
@@ -37,31 +37,21 @@ class StateManager(SessionsAPI, WorktreeAPI, SearchAPI, MaintenanceAPI):
         url: PathLike | URL | None = None,
         *,
         auto_migrate: bool = True,
+        check_schema: bool = True,
         synchronous: str = "normal",
         busy_timeout_ms: int = 5_000,
         **engine_options: Any,
     ) -> None:
-        if synchronous not in ("normal", "full"):
-            raise InvalidInput("synchronous", f"expected 'normal' or 'full', got {synchronous!r}")
-        settings = Settings(
-            synchronous=synchronous,  # type: ignore[arg-type]
-            busy_timeout_ms=check_non_negative_int(busy_timeout_ms, "busy_timeout_ms"),
-            engine_options=engine_options,
-        )
-        self.url = resolve_url(url)
+        self.url, settings = open_store(url, synchronous, busy_timeout_ms, engine_options)
+        self._db = Database(build_engine(create_engine, self.url, settings))
+        if not check_schema:
+            return
         try:
-            engine = create_engine(self.url, settings)
-        except (TypeError, ValueError, sa.exc.ArgumentError) as exc:
-            raise InvalidInput("engine_options", str(exc)) from None
-        except ModuleNotFoundError as exc:
-            raise StorageError(
-                f"{exc.name} is not installed: for PostgreSQL, pip install 'statekeeper[postgres]'"
-            ) from None
-        self._db = Database(engine)
-        try:
-            migrate.ensure_schema(engine, auto_migrate=auto_migrate)
+            self._db.run_on_connection(
+                lambda connection: migrate.ensure_schema(connection, auto_migrate=auto_migrate)
+            )
         except BaseException:
-            engine.dispose()
+            self._db.dispose()
             raise
 
     @property
@@ -88,7 +78,20 @@ class StateManager(SessionsAPI, WorktreeAPI, SearchAPI, MaintenanceAPI):
         return f"StateManager({self.url.render_as_string(hide_password=True)!r})"
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Every call on this manager in the block, same thread or task, commits or not at all."""
-        with self._db.transaction():
-            yield
+    def transaction(self) -> Iterator[Session]:
+        """Every call on this manager in the block, same thread, commits or not at all.
+
+        Yields the block's ORM Session: objects of the application's own mapped classes
+        added to it commit or roll back with the block. A nested block joins the outer one.
+        """
+        with self._db.transaction() as session:
+            yield session
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A read-only ORM Session on the store, for queries and attribute navigation.
+
+        A flush that would write raises ReadOnlyError and writes nothing.
+        """
+        with self._db.session() as session:
+            yield session

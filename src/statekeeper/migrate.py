@@ -18,15 +18,17 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy.engine import Engine
 
-from statekeeper.config import WRITE_OPTION
+from statekeeper.config import WRITE_OPTION, driver_sql
 from statekeeper.db import translate_error
 from statekeeper.errors import MigrationError, SchemaOutOfDate, StateError
+from statekeeper.models import MigrationRow
+from statekeeper.schemas import MigrationRecord, SchemaStatus
 
 __all__ = [
     "SCRIPT_LOCATION",
     "RevisionInfo",
+    "applied_revisions",
     "current_revision",
     "downgrade",
     "ensure_schema",
@@ -34,6 +36,7 @@ __all__ = [
     "include_object",
     "migration_lock",
     "revisions",
+    "status",
     "upgrade",
 ]
 
@@ -103,41 +106,58 @@ def current_revision(connection: sa.Connection) -> str | None:
     return heads[0] if heads else None
 
 
+def status(connection: sa.Connection) -> SchemaStatus:
+    """The database's revision, the chain's head, and whether they are the same."""
+    revision = current_revision(connection)
+    head = head_revision()
+    return SchemaStatus(revision=revision, head=head, at_head=revision == head)
+
+
+def applied_revisions(connection: sa.Connection) -> list[MigrationRecord]:
+    """When each revision was applied, oldest first ([] before the first migration)."""
+    if not sa.inspect(connection).has_table(MigrationRow.__tablename__):
+        return []
+    table = MigrationRow.__table__
+    rows = connection.execute(sa.select(table).order_by(table.c.applied_at, table.c.revision))
+    return [MigrationRecord.model_validate(row) for row in rows]
+
+
 @contextmanager
-def migration_lock(engine: Engine) -> Iterator[sa.Connection]:
-    """A connection inside a transaction that holds the migration lock.
+def migration_lock(connection: sa.Connection) -> Iterator[sa.Connection]:
+    """The connection inside a transaction that holds the migration lock, committed after.
 
     SQLite: BEGIN IMMEDIATE is the lock, and foreign keys are off for the duration (batch
     migrations drop and rebuild tables, which would cascade) and checked before commit.
     PostgreSQL: a transaction-scoped advisory lock; its DDL is transactional too.
     """
-    sqlite = engine.dialect.name == "sqlite"
-    with engine.connect() as connection:
-        driver = connection.connection.driver_connection
-        if sqlite:
-            # Must run outside a transaction, where SQLite ignores it; hence the raw driver.
-            driver.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
-        try:
-            connection.execution_options(**{WRITE_OPTION: True})
-            with connection.begin():
-                if sqlite:
-                    yield connection
-                    problems = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
-                    if problems:
-                        raise MigrationError(f"migration broke foreign keys: {problems[:5]}")
-                else:
-                    connection.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY}
-                    )
-                    yield connection
-        finally:
-            if sqlite:
-                driver.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
-
-
-def _run(engine: Engine, direction: str, target: str) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if connection.in_transaction():
+        connection.rollback()  # a schema check may have begun one; the lock needs its own
+    if sqlite:
+        # Must run outside a transaction, where SQLite ignores it; hence the DBAPI cursor.
+        driver_sql(connection, "PRAGMA foreign_keys=OFF")
     try:
-        with migration_lock(engine) as connection:
+        connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():
+            if sqlite:
+                yield connection
+                problems = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if problems:
+                    raise MigrationError(f"migration broke foreign keys: {problems[:5]}")
+            else:
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY}
+                )
+                yield connection
+    finally:
+        connection.execution_options(**{WRITE_OPTION: False})
+        if sqlite:
+            driver_sql(connection, "PRAGMA foreign_keys=ON")
+
+
+def _run(connection: sa.Connection, direction: str, target: str) -> None:
+    try:
+        with migration_lock(connection) as connection:
             if direction == "upgrade":
                 if target == "head" and current_revision(connection) == head_revision():
                     return
@@ -153,22 +173,22 @@ def _run(engine: Engine, direction: str, target: str) -> None:
         raise MigrationError(f"{direction} to {target} failed: {exc}") from exc
 
 
-def upgrade(engine: Engine, target: str = "head") -> None:
+def upgrade(connection: sa.Connection, target: str = "head") -> None:
     """Upgrade to `target` in one transaction; concurrent callers wait, then find it done."""
-    _run(engine, "upgrade", target)
+    _run(connection, "upgrade", target)
 
 
-def downgrade(engine: Engine, target: str) -> None:
+def downgrade(connection: sa.Connection, target: str) -> None:
     """Downgrade to `target` ("base" empties the database of statekeeper's tables)."""
-    _run(engine, "downgrade", target)
+    _run(connection, "downgrade", target)
 
 
-def ensure_schema(engine: Engine, *, auto_migrate: bool) -> None:
+def ensure_schema(connection: sa.Connection, *, auto_migrate: bool) -> None:
     """Bring the database to head, or refuse to use it and say how to fix it."""
     head = head_revision()
     try:
-        with engine.connect() as connection:
-            current = current_revision(connection)
+        current = current_revision(connection)
+        connection.rollback()
     except sa.exc.SQLAlchemyError as exc:
         raise translate_error(exc) from exc
     if current == head:
@@ -184,4 +204,4 @@ def ensure_schema(engine: Engine, *, auto_migrate: bool) -> None:
             f"database is at revision {current or '<empty>'}, expected {head}: run "
             "`statekeeper db upgrade` or open with auto_migrate=True"
         )
-    upgrade(engine, "head")
+    upgrade(connection, "head")

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Callable
 from typing import Any
 
+from statekeeper.asyncdb import AsyncDatabase
 from statekeeper.db import Database
 from statekeeper.errors import InvalidInput
 from statekeeper.values import JsonText, check_non_negative_int, check_text, dump_json
 
-__all__ = ["ManagerBase", "PathLike", "json_object", "optional_text", "positive"]
+__all__ = [
+    "AsyncManagerBase",
+    "ManagerBase",
+    "PathLike",
+    "await_result",
+    "call_result",
+    "json_object",
+    "optional_text",
+    "positive",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -18,6 +30,29 @@ class ManagerBase:
     """The state every mixin works through: one Database (engine, scope, unit of work)."""
 
     _db: Database
+
+
+class AsyncManagerBase:
+    """The state every async mixin works through: one AsyncDatabase.
+
+    The async mixins in `api/_async/` are the source; `scripts/gen_sync.py` writes their
+    synchronous twins in `api/_sync/` for StateManager, so each operation exists once.
+    """
+
+    _db: AsyncDatabase
+
+
+async def await_result(fn: Callable[[], Any]) -> Any:
+    """Call a user's callback, awaiting what it returns when that is awaitable."""
+    result = fn()
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def call_result(fn: Callable[[], Any]) -> Any:
+    """Call a user's callback (the sync twin of `await_result`)."""
+    return fn()
 
 
 def optional_text(value: str | None, field: str) -> str | None:

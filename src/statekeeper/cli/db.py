@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from statekeeper.cli.output import JsonFlag, emit_json, fail, print_table, say
-from statekeeper.cli.store import store_url
+from statekeeper.cli.store import open_manager, store_url
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
-    import sqlalchemy as sa
+    from statekeeper.manager import StateManager
+    from statekeeper.schemas import SchemaStatus
 
 __all__ = ["app"]
 
@@ -23,52 +22,33 @@ app = typer.Typer(help="Migrate, inspect, back up and copy the database.", no_ar
 
 
 @contextmanager
-def _engine(ctx: typer.Context, *, must_exist: bool = True) -> Iterator[sa.Engine]:
-    """A plain engine on the store (no schema check), disposed after; driver errors translated.
+def _manager(ctx: typer.Context, *, must_exist: bool = True) -> Iterator[StateManager]:
+    """The manager on the store at whatever revision it is (no migration, no refusal).
 
     Unless `must_exist` is false, a SQLite path with no file is an error, not a new database.
     """
-    import sqlalchemy as sa
-
-    from statekeeper.config import create_engine, is_memory, resolve_url
-    from statekeeper.db import translate_error
+    from statekeeper.config import is_memory, resolve_url
 
     url = resolve_url(store_url(ctx))
     sqlite_file = url.get_backend_name() == "sqlite" and not is_memory(url)
     if must_exist and sqlite_file and not Path(str(url.database)).expanduser().exists():
         fail(f"no database at {url.database}")
-    try:
-        engine = create_engine(url)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-    except sa.exc.SQLAlchemyError as exc:
-        raise translate_error(exc) from exc
+    with open_manager(ctx, check_schema=False) as manager:
+        yield manager
 
 
-def _status(engine: sa.Engine) -> dict[str, Any]:
-    """Where the database is in the migration chain: revision (None if empty), head, at_head."""
-    from statekeeper import migrate
-
-    with engine.connect() as connection:
-        revision = migrate.current_revision(connection)
-    head = migrate.head_revision()
-    return {"revision": revision, "head": head, "at_head": revision == head}
-
-
-def _describe(status: dict[str, Any]) -> str:
+def _describe(status: SchemaStatus) -> str:
     """One line: the revision, and whether it is the head."""
-    revision = status["revision"] or "<empty>"
-    if status["at_head"]:
+    revision = status.revision or "<empty>"
+    if status.at_head:
         return f"{revision} (head)"
-    return f"{revision} (not at head {status['head']})"
+    return f"{revision} (not at head {status.head})"
 
 
-def _report(status: dict[str, Any], as_json: bool) -> None:
+def _report(status: SchemaStatus, as_json: bool) -> None:
     """Print the status as JSON or as its one-line description."""
     if as_json:
-        emit_json(status)
+        emit_json(status.model_dump(mode="json"))
     else:
         say(_describe(status))
 
@@ -80,11 +60,8 @@ def upgrade(
     as_json: JsonFlag = False,
 ) -> None:
     """Upgrade the schema to REVISION (default: head) in one transaction."""
-    from statekeeper import migrate
-
-    with _engine(ctx, must_exist=False) as engine:
-        migrate.upgrade(engine, revision)
-        _report(_status(engine), as_json)
+    with _manager(ctx, must_exist=False) as manager:
+        _report(manager.upgrade_schema(revision), as_json)
 
 
 @app.command()
@@ -94,29 +71,26 @@ def downgrade(
     as_json: JsonFlag = False,
 ) -> None:
     """Downgrade the schema to REVISION in one transaction."""
-    from statekeeper import migrate
-
-    with _engine(ctx) as engine:
-        migrate.downgrade(engine, revision)
-        _report(_status(engine), as_json)
+    with _manager(ctx) as manager:
+        _report(manager.downgrade_schema(revision), as_json)
 
 
 @app.command()
 def current(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Print the database's revision and whether it is the head."""
-    with _engine(ctx) as engine:
-        _report(_status(engine), as_json)
+    with _manager(ctx) as manager:
+        _report(manager.schema_status(), as_json)
 
 
 @app.command()
 def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Exit 0 if the schema is at head, else exit 1 saying to run `statekeeper db upgrade`."""
-    with _engine(ctx) as engine:
-        status = _status(engine)
+    with _manager(ctx) as manager:
+        status = manager.schema_status()
     _report(status, as_json)
-    if not status["at_head"]:
+    if not status.at_head:
         fail(
-            f"database is at {status['revision'] or '<empty>'}, expected {status['head']}: "
+            f"database is at {status.revision or '<empty>'}, expected {status.head}: "
             "run `statekeeper db upgrade`"
         )
 
@@ -126,9 +100,9 @@ def history(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List the migration chain, oldest first, marking what is applied to this database."""
     from statekeeper import migrate
 
-    with _engine(ctx) as engine, engine.connect() as connection:
-        revision = migrate.current_revision(connection)
-        applied_at = _applied_at(connection)
+    with _manager(ctx) as manager:
+        revision = manager.schema_status().revision
+        applied_at = {r.revision: r.applied_at for r in manager.get_migration_history()}
     chain = migrate.revisions()
     applied = _applied([info.revision for info in chain], revision)
     entries = [(info, info.revision in applied, applied_at.get(info.revision)) for info in chain]
@@ -164,19 +138,6 @@ def _applied(chain: list[str], revision: str | None) -> set[str]:
     return set(chain[: chain.index(revision) + 1])
 
 
-def _applied_at(connection: sa.Connection) -> dict[str, datetime]:
-    """When each revision was applied, from schema_migrations (absent while empty)."""
-    import sqlalchemy as sa
-
-    from statekeeper.models import MigrationRow
-
-    table = MigrationRow.__table__
-    if not sa.inspect(connection).has_table(MigrationRow.__tablename__):
-        return {}
-    query = sa.select(table.c.revision, table.c.applied_at)
-    return {row.revision: row.applied_at for row in connection.execute(query)}
-
-
 @app.command()
 def backup(
     ctx: typer.Context,
@@ -184,10 +145,8 @@ def backup(
     as_json: JsonFlag = False,
 ) -> None:
     """Write a consistent SQLite copy of the store to PATH, from SQLite or PostgreSQL."""
-    from statekeeper.services.maintenance import backup as write_backup
-
-    with _engine(ctx) as engine, engine.connect() as connection:
-        write_backup(connection, path)
+    with _manager(ctx) as manager:
+        manager.backup(path)
     if as_json:
         emit_json({"path": str(path)})
     else:
@@ -201,15 +160,8 @@ def copy(
     as_json: JsonFlag = False,
 ) -> None:
     """Copy the whole store into an empty store at TARGET (e.g. SQLite to PostgreSQL)."""
-    from statekeeper.config import create_engine, resolve_url
-    from statekeeper.services.maintenance import copy_store
-
-    destination = create_engine(resolve_url(target))
-    try:
-        with _engine(ctx) as engine, engine.connect() as connection:
-            rows = copy_store(connection, destination)
-    finally:
-        destination.dispose()
+    with _manager(ctx) as manager:
+        rows = manager.copy_to(target)
     if as_json:
         emit_json({"target": target, "rows": rows})
     else:

@@ -14,7 +14,7 @@ from statekeeper.cli.store import open_manager
 from statekeeper.errors import ImportFailed
 
 if TYPE_CHECKING:
-    from statekeeper.importers import Progress
+    from statekeeper.importers.store import Progress
     from statekeeper.manager import StateManager
     from statekeeper.schemas import ImportStats, ValidationReport
 

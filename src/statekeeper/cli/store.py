@@ -17,8 +17,10 @@ def store_url(ctx: typer.Context) -> str | None:
     return cast("str | None", ctx.find_root().obj)
 
 
-def open_manager(ctx: typer.Context, *, auto_migrate: bool = True) -> StateManager:
+def open_manager(
+    ctx: typer.Context, *, auto_migrate: bool = True, check_schema: bool = True
+) -> StateManager:
     """A StateManager on the store; use it as a context manager so it is closed."""
     from statekeeper.manager import StateManager
 
-    return StateManager(store_url(ctx), auto_migrate=auto_migrate)
+    return StateManager(store_url(ctx), auto_migrate=auto_migrate, check_schema=check_schema)

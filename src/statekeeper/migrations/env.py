@@ -64,7 +64,7 @@ def run_migrations_online() -> None:
         return
     engine = create_engine(resolve_url(context.get_x_argument(as_dictionary=True).get("url")))
     try:
-        with migration_lock(engine) as locked:
+        with engine.connect() as connection, migration_lock(connection) as locked:
             _run(locked)
     finally:
         engine.dispose()

@@ -1,4 +1,4 @@
-"""Pydantic DTOs: the values the API returns and accepts. ORM rows never leave services."""
+"""Pydantic DTOs: the values the API returns and accepts (ORM rows become these in services)."""
 
 from statekeeper.schemas.base import DTO, Money
 from statekeeper.schemas.reports import (
@@ -6,6 +6,7 @@ from statekeeper.schemas.reports import (
     Event,
     IntegrityReport,
     MigrationRecord,
+    SchemaStatus,
     SessionStatistics,
 )
 from statekeeper.schemas.sessions import (
@@ -35,6 +36,7 @@ __all__ = [
     "Money",
     "PhaseCompletion",
     "PhaseResult",
+    "SchemaStatus",
     "SearchHit",
     "Session",
     "SessionStatistics",

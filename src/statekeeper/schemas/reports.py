@@ -8,7 +8,14 @@ from pydantic import Field
 
 from statekeeper.schemas.base import DTO, METADATA, Money, StoredObject
 
-__all__ = ["CostTrend", "Event", "IntegrityReport", "MigrationRecord", "SessionStatistics"]
+__all__ = [
+    "CostTrend",
+    "Event",
+    "IntegrityReport",
+    "MigrationRecord",
+    "SchemaStatus",
+    "SessionStatistics",
+]
 
 
 class SessionStatistics(DTO):
@@ -42,6 +49,14 @@ class MigrationRecord(DTO):
     revision: str
     description: str
     applied_at: datetime
+
+
+class SchemaStatus(DTO):
+    """Where a database stands in the migration chain (`revision` None: empty)."""
+
+    revision: str | None
+    head: str
+    at_head: bool
 
 
 class Event(DTO):

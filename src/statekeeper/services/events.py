@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from statekeeper.executor import Executor
+from statekeeper.executor import UnitOfWork
 from statekeeper.queries import events as q
 from statekeeper.schemas import Event
 
@@ -14,7 +14,7 @@ __all__ = ["append", "by_session", "by_type"]
 
 
 def append(
-    db: Executor,
+    uow: UnitOfWork,
     *,
     event_type: str,
     content: str,
@@ -26,7 +26,7 @@ def append(
 ) -> str:
     """Append one event (values already validated) and return its id."""
     event_id = str(uuid.uuid4())
-    db.execute(
+    uow.execute(
         q.INSERT,
         {
             "id": event_id,
@@ -42,11 +42,11 @@ def append(
     return event_id
 
 
-def by_session(db: Executor, session_id: str) -> list[Event]:
+def by_session(uow: UnitOfWork, session_id: str) -> list[Event]:
     """A session's events, oldest first."""
-    return [Event.model_validate(row) for row in db.execute(q.BY_SESSION, {"sid": session_id})]
+    return [Event.model_validate(row) for row in uow.execute(q.BY_SESSION, {"sid": session_id})]
 
 
-def by_type(db: Executor, event_type: str) -> list[Event]:
+def by_type(uow: UnitOfWork, event_type: str) -> list[Event]:
     """Every event of one type, oldest first."""
-    return [Event.model_validate(row) for row in db.execute(q.BY_TYPE, {"kind": event_type})]
+    return [Event.model_validate(row) for row in uow.execute(q.BY_TYPE, {"kind": event_type})]

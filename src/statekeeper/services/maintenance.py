@@ -1,23 +1,31 @@
-"""Keeping a store healthy: vacuum, optimize, checkpoint, integrity checks, backups."""
+"""Keeping a store healthy: vacuum, optimize, checkpoint, integrity checks, copies.
+
+These take connections and never commit or open engines: stores.py does that.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from statekeeper.config import create_engine
 from statekeeper.dialects import MAINTENANCE, reset_sequence
 from statekeeper.enums import SessionStatus
 from statekeeper.errors import InvalidInput, SchemaOutOfDate
-from statekeeper.migrate import current_revision, head_revision, upgrade
+from statekeeper.migrate import current_revision, head_revision
 from statekeeper.models import Base, MigrationRow, SessionRow
 from statekeeper.queries import PHASES, SESSIONS
 from statekeeper.services.transfer import copy_rows
 from statekeeper.values import ZERO
 
-__all__ = ["backup", "copy_store", "integrity_problems", "run_maintenance"]
+__all__ = [
+    "fill_empty_store",
+    "integrity_problems",
+    "require_head",
+    "run_maintenance",
+    "snapshot",
+    "vacuum_into",
+]
 
 _BATCH = 1_000
 
@@ -92,36 +100,7 @@ def _totals_problems(connection: sa.Connection) -> list[str]:
     return problems
 
 
-def backup(connection: sa.Connection, path: Path) -> None:
-    """Write a consistent SQLite copy of the store to `path`, replacing it atomically.
-
-    SQLite uses VACUUM INTO (an online, compact snapshot at whatever revision the store is);
-    PostgreSQL is copied row by row into a fresh SQLite store at head, so it must be at head.
-    """
-    path = path.expanduser().resolve()
-    url = connection.engine.url
-    if url.get_backend_name() == "sqlite":
-        if url.database and path == Path(url.database).expanduser().resolve():
-            raise InvalidInput("path", "a backup cannot overwrite the live database")
-    else:
-        _require_head(connection, "a PostgreSQL backup copies rows into a schema at head")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.unlink(missing_ok=True)
-    # Created empty and private first: VACUUM INTO accepts an empty file and keeps its mode.
-    os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    try:
-        if connection.dialect.name == "sqlite":
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-            connection.exec_driver_sql("VACUUM INTO ?", (str(partial),))
-        else:
-            _copy_to_sqlite(connection, partial)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def _require_head(connection: sa.Connection, why: str) -> None:
+def require_head(connection: sa.Connection, why: str) -> None:
     """Refuse a store below head for a row copy, leaving no transaction open for the copy's
     own snapshot."""
     at_head = current_revision(connection) == head_revision()
@@ -130,51 +109,35 @@ def _require_head(connection: sa.Connection, why: str) -> None:
         raise SchemaOutOfDate(f"{why}: run `statekeeper db upgrade`")
 
 
-def _copy_to_sqlite(reader: sa.Connection, path: Path) -> None:
-    target = create_engine(sa.engine.URL.create("sqlite+pysqlite", database=str(path)))
-    try:
-        upgrade(target)
-        # One snapshot for every table, so the copy is consistent across them.
-        snapshot = reader.execution_options(
-            isolation_level="REPEATABLE READ", postgresql_readonly=True
-        )
-        with target.begin() as writer:
-            copy_rows(snapshot, writer)
-        snapshot.rollback()
-        with target.connect() as connection:
-            run_maintenance(connection, "checkpoint")
-    finally:
-        target.dispose()
+def vacuum_into(connection: sa.Connection, path: Path) -> None:
+    """SQLite: write a compact, consistent copy of the database to an empty file."""
+    connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+    connection.exec_driver_sql("VACUUM INTO ?", (str(path),))
 
 
-def copy_store(source: sa.Connection, target: sa.Engine) -> int:
-    """Copy every row of this store into an empty store at `target`; returns the row count.
+def snapshot(connection: sa.Connection) -> sa.Connection:
+    """The connection reading every table from one snapshot (PostgreSQL REPEATABLE READ)."""
+    if connection.dialect.name != "postgresql":
+        return connection  # SQLite: one read transaction is already one snapshot
+    return connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
 
-    The target is migrated to head first, then filled in one transaction from one snapshot
-    of the source, so it ends up with all of it or nothing: SQLite to PostgreSQL, or back.
+
+def fill_empty_store(source: sa.Connection, target: sa.Connection) -> int:
+    """Copy every row into a store at head that holds none; returns the row count.
+
+    Refuses a target holding rows; never commits (the caller owns both transactions).
     """
-    if source.engine.url == target.url:
-        raise InvalidInput("target", "is the store being copied")
-    _require_head(source, "only a store at head can be copied")
-    upgrade(target)
-    snapshot = source
-    if source.dialect.name == "postgresql":
-        snapshot = source.execution_options(
-            isolation_level="REPEATABLE READ", postgresql_readonly=True
-        )
     tables = [t for t in Base.metadata.sorted_tables if t is not MigrationRow.__table__]
-    with target.begin() as writer:
-        occupied = [
-            t.name for t in tables if writer.execute(sa.select(1).select_from(t).limit(1)).first()
-        ]
-        if occupied:
-            raise InvalidInput("target", f"already holds rows in {', '.join(occupied)}")
-        copied = copy_rows(snapshot, writer)
-        if writer.dialect.name == "postgresql":
-            # Keys were copied as they are: the sequences must continue after them.
-            for table in tables:
-                if table.autoincrement_column is not None:
-                    column = table.autoincrement_column.name
-                    writer.exec_driver_sql(reset_sequence(table.name, column))
-    snapshot.rollback()
+    occupied = [
+        t.name for t in tables if target.execute(sa.select(1).select_from(t).limit(1)).first()
+    ]
+    if occupied:
+        raise InvalidInput("target", f"already holds rows in {', '.join(occupied)}")
+    copied = copy_rows(source, target)
+    if target.dialect.name == "postgresql":
+        # Keys were copied as they are: the sequences must continue after them.
+        for table in tables:
+            if table.autoincrement_column is not None:
+                column = table.autoincrement_column.name
+                target.exec_driver_sql(reset_sequence(table.name, column))
     return copied

@@ -9,7 +9,7 @@ from typing import Any
 from statekeeper.dialects import upsert
 from statekeeper.enums import SessionStatus
 from statekeeper.errors import SessionCompleted, SessionNotFound
-from statekeeper.executor import Executor
+from statekeeper.executor import UnitOfWork
 from statekeeper.queries import CONTEXT
 from statekeeper.queries import phases as q
 from statekeeper.queries import sessions as sessions_q
@@ -30,7 +30,7 @@ __all__ = [
 
 
 def save_phase(
-    db: Executor,
+    uow: UnitOfWork,
     session_id: str,
     phase_id: str,
     *,
@@ -45,8 +45,8 @@ def save_phase(
 
     Totals move by exact Decimal deltas under the session lock: never a floating-point SUM.
     """
-    session = sessions_service.lock(db, session_id)
-    earlier = db.execute(q.PREVIOUS, {"sid": session_id, "pid": phase_id}).first()
+    session = sessions_service.lock(uow, session_id)
+    earlier = uow.execute(q.PREVIOUS, {"sid": session_id, "pid": phase_id}).first()
     cost = session.cost_usd - (earlier.cost_usd if earlier else 0) + cost_usd
     money(cost, "cost_usd")  # the session total must fit too
     now = utcnow()
@@ -59,10 +59,10 @@ def save_phase(
         "tokens_out": tokens_out,
     }
     if earlier is None:
-        db.execute(q.INSERT, {"session_id": session_id, "phase_id": phase_id, **values})
+        uow.execute(q.INSERT, {"session_id": session_id, "phase_id": phase_id, **values})
     else:
-        db.execute(q.REPLACE, {"key": earlier.id, **values})
-    db.execute(
+        uow.execute(q.REPLACE, {"key": earlier.id, **values})
+    uow.execute(
         sessions_q.SET_TOTALS,
         {
             "sid": session_id,
@@ -73,9 +73,9 @@ def save_phase(
         },
     )
     if context is not None:
-        _write_context(db, session_id, context, now)
+        _write_context(uow, session_id, context, now)
     events.append(
-        db,
+        uow,
         session_id=session_id,
         event_type="phase.completed",
         content=f"phase {phase_id} completed",
@@ -91,42 +91,44 @@ def save_phase(
     )
 
 
-def get_phase(db: Executor, session_id: str, phase_id: str) -> PhaseCompletion | None:
+def get_phase(uow: UnitOfWork, session_id: str, phase_id: str) -> PhaseCompletion | None:
     """One completed phase, or None."""
-    row = db.execute(q.PHASE_OF, {"sid": session_id, "pid": phase_id}).first()
+    row = uow.execute(q.PHASE_OF, {"sid": session_id, "pid": phase_id}).first()
     return None if row is None else PhaseCompletion.model_validate(row)
 
 
-def completed_phases(db: Executor, session_id: str) -> list[PhaseCompletion]:
+def completed_phases(uow: UnitOfWork, session_id: str) -> list[PhaseCompletion]:
     """A session's completed phases, in the order first completed."""
-    rows = db.execute(q.PHASES_OF, {"sid": session_id})
+    rows = uow.execute(q.PHASES_OF, {"sid": session_id})
     return [PhaseCompletion.model_validate(row) for row in rows]
 
 
-def is_completed(db: Executor, session_id: str, phase_id: str) -> bool:
+def is_completed(uow: UnitOfWork, session_id: str, phase_id: str) -> bool:
     """Whether the phase has been completed."""
-    return bool(db.scalar(q.EXISTS, {"sid": session_id, "pid": phase_id}))
+    return bool(uow.scalar(q.EXISTS, {"sid": session_id, "pid": phase_id}))
 
 
-def save_context(db: Executor, session_id: str, data: Any) -> None:
+def save_context(uow: UnitOfWork, session_id: str, data: Any) -> None:
     """Replace the session's workflow context."""
-    sessions_service.lock(db, session_id)
+    sessions_service.lock(uow, session_id)
     now = utcnow()
-    _write_context(db, session_id, data, now)
-    db.execute(sessions_q.update(session_id, updated_at=now))
+    _write_context(uow, session_id, data, now)
+    uow.execute(sessions_q.update(session_id, updated_at=now))
 
 
-def _write_context(db: Executor, session_id: str, data: Any, now: datetime) -> None:
+def _write_context(uow: UnitOfWork, session_id: str, data: Any, now: datetime) -> None:
     """Insert or replace the context row, bumping its version, in one statement."""
     statement = upsert(
-        db.dialect.name, CONTEXT, ("session_id",), ("data", "updated_at"), increment="version"
+        uow.dialect.name, CONTEXT, ("session_id",), ("data", "updated_at"), increment="version"
     )
-    db.execute(statement, {"session_id": session_id, "data": data, "version": 1, "updated_at": now})
+    uow.execute(
+        statement, {"session_id": session_id, "data": data, "version": 1, "updated_at": now}
+    )
 
 
-def load_context(db: Executor, session_id: str) -> WorkflowContext | None:
+def load_context(uow: UnitOfWork, session_id: str) -> WorkflowContext | None:
     """The saved context with the last completed phase and cost so far; None if never saved."""
-    row = db.execute(q.CONTEXT_OF, {"sid": session_id}).first()
+    row = uow.execute(q.CONTEXT_OF, {"sid": session_id}).first()
     if row is None or row.data is None:
         return None
     return WorkflowContext(
@@ -134,9 +136,9 @@ def load_context(db: Executor, session_id: str) -> WorkflowContext | None:
     )
 
 
-def resume(db: Executor, session_id: str) -> WorkflowContext | None:
+def resume(uow: UnitOfWork, session_id: str) -> WorkflowContext | None:
     """What to resume from: None only when neither context nor any phase was saved."""
-    row = db.execute(q.CONTEXT_OF, {"sid": session_id}).first()
+    row = uow.execute(q.CONTEXT_OF, {"sid": session_id}).first()
     if row is None:
         raise SessionNotFound(session_id)
     if row.status == SessionStatus.COMPLETED:

@@ -8,7 +8,7 @@ import unicodedata
 import sqlalchemy as sa
 
 from statekeeper.dialects import search_statement
-from statekeeper.executor import Executor
+from statekeeper.executor import UnitOfWork
 from statekeeper.schemas import SearchHit
 
 __all__ = ["MAX_WORDS", "search", "words_of"]
@@ -37,13 +37,13 @@ def words_of(query: str) -> list[str]:
     return list(words.values())
 
 
-def search(db: Executor, query: str, limit: int) -> list[SearchHit]:
+def search(uow: UnitOfWork, query: str, limit: int) -> list[SearchHit]:
     """Sessions holding every word of `query`, best first, with their best-matching snippet."""
     words = words_of(query)
     if not words:
         return []
-    sql, params = search_statement(db.dialect.name, words, limit)
+    sql, params = search_statement(uow.dialect.name, words, limit)
     return [
         SearchHit(session_id=row.session_id, source=row.source, snippet=row.snippet, rank=row.rank)
-        for row in db.execute(sa.text(sql), params)
+        for row in uow.execute(sa.text(sql), params)
     ]

@@ -16,7 +16,7 @@ from statekeeper.errors import (
     SessionCompleted,
     SessionNotFound,
 )
-from statekeeper.executor import Executor
+from statekeeper.executor import UnitOfWork
 from statekeeper.queries import sessions as q
 from statekeeper.schemas import Session, SessionSummary
 from statekeeper.services import events, workspaces
@@ -47,10 +47,10 @@ def parse_status(value: SessionStatus | str, field: str = "status") -> SessionSt
         raise InvalidInput(field, f"unknown status {value!r} (allowed: {allowed})") from None
 
 
-def lock(db: Executor, session_id: str, *, allow_completed: bool = False) -> Any:
+def lock(uow: UnitOfWork, session_id: str, *, allow_completed: bool = False) -> Any:
     """Lock a session for a write; return status, created_at and totals; check it may change."""
     check_id(session_id, "session_id")
-    row = db.execute(q.LOCK, {"sid": session_id}).first()
+    row = uow.execute(q.LOCK, {"sid": session_id}).first()
     if row is None:
         raise SessionNotFound(session_id)
     if not allow_completed and row.status == SessionStatus.COMPLETED:
@@ -58,15 +58,15 @@ def lock(db: Executor, session_id: str, *, allow_completed: bool = False) -> Any
     return row
 
 
-def touch(db: Executor, session_id: str, now: datetime) -> None:
+def touch(uow: UnitOfWork, session_id: str, now: datetime) -> None:
     """Mark a session changed, locking it, in one statement; any status may change this way."""
     check_id(session_id, "session_id")
-    if db.execute(q.TOUCH, {"sid": session_id, "now": now}).first() is None:
+    if uow.execute(q.TOUCH, {"sid": session_id, "now": now}).first() is None:
         raise SessionNotFound(session_id)
 
 
 def create(
-    db: Executor,
+    uow: UnitOfWork,
     *,
     session_id: str,
     kind: str,
@@ -81,9 +81,9 @@ def create(
     A taken id is found by the unique constraint, not by a query first: one round trip less.
     """
     now = utcnow()
-    workspace_id = workspaces.touch(db, workspace, now) if workspace is not None else None
+    workspace_id = workspaces.touch(uow, workspace, now) if workspace is not None else None
     try:
-        db.execute(
+        uow.execute(
             q.INSERT,
             {
                 "id": session_id,
@@ -106,7 +106,7 @@ def create(
             raise InvalidInput("session_id", f"a session {session_id!r} already exists") from None
         raise
     events.append(
-        db,
+        uow,
         session_id=session_id,
         event_type="session.created",
         content=f"{kind} session created",
@@ -116,17 +116,17 @@ def create(
     return session_id
 
 
-def get(db: Executor, session_id: str) -> Session | None:
+def get(uow: UnitOfWork, session_id: str) -> Session | None:
     """The whole session, or None."""
-    row = db.execute(q.BY_ID, {"sid": session_id}).first()
+    row = uow.execute(q.BY_ID, {"sid": session_id}).first()
     return None if row is None else Session.model_validate(row)
 
 
 def update_status(
-    db: Executor, session_id: str, status: SessionStatus, error_message: str | None
+    uow: UnitOfWork, session_id: str, status: SessionStatus, error_message: str | None
 ) -> None:
     """Move a session; `completed` is final, terminal states stamp completion and duration."""
-    current = lock(db, session_id, allow_completed=True)
+    current = lock(uow, session_id, allow_completed=True)
     if current.status == SessionStatus.COMPLETED:
         raise InvalidTransition(session_id, current.status, status.value)
     now = utcnow()
@@ -140,9 +140,9 @@ def update_status(
     if status.is_terminal:
         values["completed_at"] = now
         values["duration_ms"] = _elapsed_ms(current.created_at, now)
-    db.execute(q.update(session_id, **values))
+    uow.execute(q.update(session_id, **values))
     events.append(
-        db,
+        uow,
         session_id=session_id,
         event_type="session.status_changed",
         content=f"{current.status} -> {status.value}",
@@ -151,11 +151,11 @@ def update_status(
     )
 
 
-def save_markdown(db: Executor, session_id: str, markdown: str) -> None:
+def save_markdown(uow: UnitOfWork, session_id: str, markdown: str) -> None:
     """Store the final report; allowed in any status, since it is often written last."""
     text = check_text(markdown, "markdown")
-    lock(db, session_id, allow_completed=True)
-    db.execute(q.update(session_id, output_markdown=text, updated_at=utcnow()))
+    lock(uow, session_id, allow_completed=True)
+    uow.execute(q.update(session_id, output_markdown=text, updated_at=utcnow()))
 
 
 _SUMMARIES = TypeAdapter(list[SessionSummary])
@@ -163,7 +163,7 @@ _SUMMARIES = TypeAdapter(list[SessionSummary])
 
 
 def history(
-    db: Executor,
+    uow: UnitOfWork,
     limit: int,
     *,
     status: SessionStatus | None,
@@ -174,7 +174,7 @@ def history(
     """A page of summaries, newest first, continuing after session `before`."""
     params: dict[str, Any] = {"limit": limit}
     if before is not None:
-        cursor = db.execute(q.CURSOR, {"sid": check_id(before, "before")}).first()
+        cursor = uow.execute(q.CURSOR, {"sid": check_id(before, "before")}).first()
         if cursor is None:
             raise InvalidInput("before", f"no session {before!r} to continue after")
         params["after_created"], params["after_id"] = cursor.created_at, cursor.id
@@ -190,31 +190,31 @@ def history(
         workspace=workspace is not None,
         after=before is not None,
     )
-    return _SUMMARIES.validate_python(db.execute(statement, params).all(), from_attributes=True)
+    return _SUMMARIES.validate_python(uow.execute(statement, params).all(), from_attributes=True)
 
 
-def calculate_duration(db: Executor, session_id: str) -> int:
+def calculate_duration(uow: UnitOfWork, session_id: str) -> int:
     """Milliseconds from creation to completion, or to now while the session is open."""
-    row = db.execute(q.TIMING, {"sid": session_id}).first()
+    row = uow.execute(q.TIMING, {"sid": session_id}).first()
     if row is None:
         raise SessionNotFound(session_id)
     return _elapsed_ms(row.created_at, row.completed_at or utcnow())
 
 
-def count(db: Executor) -> int:
+def count(uow: UnitOfWork) -> int:
     """How many sessions are stored."""
-    return db.scalar(q.COUNT) or 0
+    return uow.scalar(q.COUNT) or 0
 
 
-def delete(db: Executor, session_id: str) -> None:
+def delete(uow: UnitOfWork, session_id: str) -> None:
     """Delete a session and, by cascade, everything that belongs to it."""
-    lock(db, session_id, allow_completed=True)
-    db.execute(q.DELETE, {"sid": session_id})
+    lock(uow, session_id, allow_completed=True)
+    uow.execute(q.DELETE, {"sid": session_id})
 
 
-def cleanup(db: Executor, days: int) -> int:
+def cleanup(uow: UnitOfWork, days: int) -> int:
     """Delete completed and failed sessions that finished more than `days` days ago."""
-    return db.execute(q.cleanup(utcnow() - timedelta(days=days))).rowcount
+    return uow.execute(q.cleanup(utcnow() - timedelta(days=days))).rowcount
 
 
 def _elapsed_ms(start: datetime, end: datetime) -> int:

@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from statekeeper.dialects import as_date
-from statekeeper.executor import Executor
+from statekeeper.executor import UnitOfWork
 from statekeeper.queries import sessions as q
 from statekeeper.schemas import CostTrend, SessionStatistics
 from statekeeper.values import MONEY_PLACES, ZERO, utcnow
@@ -21,9 +21,9 @@ def _money(value: object) -> Decimal:
     return Decimal(str(value)).quantize(Decimal(1).scaleb(-MONEY_PLACES))
 
 
-def statistics(db: Executor) -> SessionStatistics:
+def statistics(uow: UnitOfWork) -> SessionStatistics:
     """Session counts, with cost and duration averaged over completed sessions."""
-    total, completed, failed, avg_cost, avg_duration = db.execute(q.statistics()).one()
+    total, completed, failed, avg_cost, avg_duration = uow.execute(q.statistics()).one()
     return SessionStatistics(
         total_sessions=total,
         completed_sessions=completed,
@@ -33,12 +33,12 @@ def statistics(db: Executor) -> SessionStatistics:
     )
 
 
-def cost_trends(db: Executor, days: int) -> list[CostTrend]:
+def cost_trends(uow: UnitOfWork, days: int) -> list[CostTrend]:
     """One entry per UTC day for the last `days` days (today included), oldest first."""
     today = utcnow().date()
     first = today - timedelta(days=days - 1)
     since = datetime.combine(first, time(), tzinfo=utcnow().tzinfo)
-    rows = db.execute(q.cost_by_day(db.dialect.name, since))
+    rows = uow.execute(q.cost_by_day(uow.dialect.name, since))
     found = {as_date(d): (_money(cost), n) for d, cost, n in rows}
     trends = []
     for offset in range(days):

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from statekeeper.errors import ImportFailed, SessionNotFound
-from statekeeper.executor import Executor
+from statekeeper.executor import UnitOfWork
 from statekeeper.models import Base
 from statekeeper.models.base import UTCDateTime
 from statekeeper.queries import sessions as sessions_q
@@ -70,16 +70,16 @@ def _dump(table: sa.Table, rows: Iterable[Any]) -> list[dict[str, Any]]:
     return [{c.name: _encode(c, row._mapping[c]) for c in table.columns} for row in rows]
 
 
-def export_session(db: Executor, session_id: str) -> dict[str, Any]:
+def export_session(uow: UnitOfWork, session_id: str) -> dict[str, Any]:
     """A JSON-ready document of the session and every row that belongs to it."""
-    row = db.execute(sessions_q.BY_ID, {"sid": session_id}).first()
+    row = uow.execute(sessions_q.BY_ID, {"sid": session_id}).first()
     if row is None:
         raise SessionNotFound(session_id)
     workspaces = _table("workspaces")
     tables = {
         "workspaces": _dump(
             workspaces,
-            db.execute(sa.select(workspaces).where(workspaces.c.id == row.workspace_id)),
+            uow.execute(sa.select(workspaces).where(workspaces.c.id == row.workspace_id)),
         )
     }
     for name, _surrogate, order in _SESSION_TABLES:
@@ -87,7 +87,7 @@ def export_session(db: Executor, session_id: str) -> dict[str, Any]:
         query = sa.select(table).where(_owner(table) == session_id)
         if order is not None:
             query = query.order_by(table.c[order])
-        tables[name] = _dump(table, db.execute(query))
+        tables[name] = _dump(table, uow.execute(query))
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -96,7 +96,7 @@ def export_session(db: Executor, session_id: str) -> dict[str, Any]:
     }
 
 
-def import_session(db: Executor, document: Any) -> str:
+def import_session(uow: UnitOfWork, document: Any) -> str:
     """Insert an exported session; the whole document goes in, or nothing does."""
     tables = _check_document(document)
     sessions = tables.get("sessions") or []
@@ -105,14 +105,14 @@ def import_session(db: Executor, document: Any) -> str:
     session_id = sessions[0].get("id")
     if not isinstance(session_id, str):
         raise ImportFailed("the session has no string id")
-    if db.execute(sessions_q.BY_ID, {"sid": session_id}).first() is not None:
+    if uow.execute(sessions_q.BY_ID, {"sid": session_id}).first() is not None:
         raise ImportFailed(f"a session {session_id!r} already exists")
     for row in tables.get("workspaces") or []:
         values = _row_values(_table("workspaces"), row, surrogate=None)
         workspaces = _table("workspaces")
-        known = db.execute(sa.select(workspaces.c.id).where(workspaces.c.id == values.get("id")))
+        known = uow.execute(sa.select(workspaces.c.id).where(workspaces.c.id == values.get("id")))
         if known.first() is None:
-            db.execute(sa.insert(workspaces), values)
+            uow.execute(sa.insert(workspaces), values)
     for name, surrogate, _order in _SESSION_TABLES:
         table = _table(name)
         rows = tables.get(name) or []
@@ -126,7 +126,7 @@ def import_session(db: Executor, document: Any) -> str:
                     f"a {name} row belongs to another session: {values.get(owner_key)!r}"
                 )
         if values_list:
-            db.execute(sa.insert(table), values_list)
+            uow.execute(sa.insert(table), values_list)
     return session_id
 
 

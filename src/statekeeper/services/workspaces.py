@@ -9,7 +9,7 @@ from pathlib import Path
 
 from statekeeper.dialects import upsert
 from statekeeper.errors import InvalidInput
-from statekeeper.executor import Executor
+from statekeeper.executor import UnitOfWork
 from statekeeper.models import Base
 from statekeeper.values import check_text
 
@@ -38,17 +38,17 @@ def workspace_id(path: str | os.PathLike[str]) -> str:
     return _hash(canonical_path(path))
 
 
-def touch(db: Executor, path: str | os.PathLike[str], now: datetime) -> str:
+def touch(uow: UnitOfWork, path: str | os.PathLike[str], now: datetime) -> str:
     """Record the workspace (or refresh its path and last_accessed) and return its id."""
     canonical = canonical_path(path)
     key = _hash(canonical)
-    statement = upsert(db.dialect.name, _WORKSPACES, ("id",), ("path", "last_accessed"))
-    db.execute(statement, {"id": key, "path": canonical, "last_accessed": now})
+    statement = upsert(uow.dialect.name, _WORKSPACES, ("id",), ("path", "last_accessed"))
+    uow.execute(statement, {"id": key, "path": canonical, "last_accessed": now})
     return key
 
 
-def touch_hashed(db: Executor, key: str, now: datetime) -> str:
+def touch_hashed(uow: UnitOfWork, key: str, now: datetime) -> str:
     """Record a workspace known only by the hash in a file name (its path stays unknown)."""
-    statement = upsert(db.dialect.name, _WORKSPACES, ("id",), ("last_accessed",))
-    db.execute(statement, {"id": key, "path": None, "last_accessed": now})
+    statement = upsert(uow.dialect.name, _WORKSPACES, ("id",), ("last_accessed",))
+    uow.execute(statement, {"id": key, "path": None, "last_accessed": now})
     return key

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 
 from statekeeper.enums import ChatRole, SessionStatus
 from statekeeper.errors import InvalidInput, InvalidTransition
-from statekeeper.executor import Executor
+from statekeeper.executor import UnitOfWork
 from statekeeper.queries import events as events_q
 from statekeeper.queries import sessions as sessions_q
 from statekeeper.queries import worktree as q
@@ -40,31 +40,31 @@ INSTANCE_FIELDS = frozenset(WorktreeInstance.model_fields) - {"instance_id"}
 """Instance fields that `add_instance` and `update_instance` accept by keyword."""
 
 
-def add_instance(db: Executor, session_id: str, number: int, values: dict[str, Any]) -> None:
+def add_instance(uow: UnitOfWork, session_id: str, number: int, values: dict[str, Any]) -> None:
     """Add an instance; its number must be new in the session."""
-    sessions_service.touch(db, session_id, utcnow())
-    if db.scalar(q.INSTANCE_EXISTS, {"sid": session_id, "number": number}):
+    sessions_service.touch(uow, session_id, utcnow())
+    if uow.scalar(q.INSTANCE_EXISTS, {"sid": session_id, "number": number}):
         raise InvalidInput("instance_number", f"session {session_id!r} already has {number}")
-    db.execute(q.INSTANCE_INSERT, {"session_id": session_id, "instance_number": number, **values})
+    uow.execute(q.INSTANCE_INSERT, {"session_id": session_id, "instance_number": number, **values})
 
 
-def update_instance(db: Executor, session_id: str, number: int, values: dict[str, Any]) -> None:
+def update_instance(uow: UnitOfWork, session_id: str, number: int, values: dict[str, Any]) -> None:
     """Change fields of an existing instance."""
-    sessions_service.touch(db, session_id, utcnow())
-    if not db.scalar(q.INSTANCE_EXISTS, {"sid": session_id, "number": number}):
+    sessions_service.touch(uow, session_id, utcnow())
+    if not uow.scalar(q.INSTANCE_EXISTS, {"sid": session_id, "number": number}):
         raise InvalidInput("instance_number", f"session {session_id!r} has no instance {number}")
     if values:
-        db.execute(q.UPDATE_INSTANCE, {"sid": session_id, "number": number, **values})
+        uow.execute(q.UPDATE_INSTANCE, {"sid": session_id, "number": number, **values})
 
 
-def instances(db: Executor, session_id: str) -> list[WorktreeInstance]:
+def instances(uow: UnitOfWork, session_id: str) -> list[WorktreeInstance]:
     """A session's instances by number."""
-    rows = db.execute(q.INSTANCES_OF, {"sids": [session_id]})
+    rows = uow.execute(q.INSTANCES_OF, {"sids": [session_id]})
     return _INSTANCES.validate_python([_instance(row) for row in rows], context=STORABLE)
 
 
 def add_chat_message(
-    db: Executor, session_id: str, role: ChatRole, content: str, instance_number: int | None
+    uow: UnitOfWork, session_id: str, role: ChatRole, content: str, instance_number: int | None
 ) -> str:
     """Append a message after every earlier one of the session; returns its id.
 
@@ -72,9 +72,9 @@ def add_chat_message(
     assigned at insert, follows commit order.
     """
     now = utcnow()
-    sessions_service.touch(db, session_id, now)
+    sessions_service.touch(uow, session_id, now)
     message_id = str(uuid.uuid4())
-    db.execute(
+    uow.execute(
         q.CHAT_INSERT,
         {
             "id": message_id,
@@ -89,48 +89,48 @@ def add_chat_message(
 
 
 def chat_history(
-    db: Executor, session_id: str, limit: int | None, after: str | None
+    uow: UnitOfWork, session_id: str, limit: int | None, after: str | None
 ) -> list[ChatMessage]:
     """Messages in insertion order: the first `limit` of them after message `after`."""
     params: dict[str, Any] = {"sids": [session_id]}
     if after is not None:
-        params["after_seq"] = db.scalar(q.SEQ_OF, {"sid": session_id, "mid": after})
+        params["after_seq"] = uow.scalar(q.SEQ_OF, {"sid": session_id, "mid": after})
         if params["after_seq"] is None:
             raise InvalidInput("after", f"no message {after!r} in session {session_id!r}")
     if limit is not None:
         params["limit"] = limit
     statement = q.chat_of(after=after is not None, limit=limit is not None)
-    rows = db.execute(statement, params)
+    rows = uow.execute(statement, params)
     return _MESSAGES.validate_python([_message(row) for row in rows], context=STORABLE)
 
 
-def get(db: Executor, session_id: str) -> WorktreeSession | None:
+def get(uow: UnitOfWork, session_id: str) -> WorktreeSession | None:
     """The whole legacy object, or None."""
-    row = db.execute(sessions_q.BY_ID, {"sid": session_id}).first()
-    return None if row is None else _assemble(db, [row])[0]
+    row = uow.execute(sessions_q.BY_ID, {"sid": session_id}).first()
+    return None if row is None else _assemble(uow, [row])[0]
 
 
-def get_many(db: Executor, session_ids: Collection[str]) -> list[WorktreeSession]:
+def get_many(uow: UnitOfWork, session_ids: Collection[str]) -> list[WorktreeSession]:
     """The stored ones among these sessions, whole, in three queries however many."""
-    return _assemble(db, list(db.execute(sessions_q.by_ids(session_ids))))
+    return _assemble(uow, list(uow.execute(sessions_q.by_ids(session_ids))))
 
 
 def list_in_workspace(
-    db: Executor, workspace_id: str, kind: str | None, status: str | None
+    uow: UnitOfWork, workspace_id: str, kind: str | None, status: str | None
 ) -> list[WorktreeSession]:
     """A workspace's sessions, newest first, each whole: three queries, however many."""
-    return _assemble(db, list(db.execute(q.sessions_in(workspace_id, kind=kind, status=status))))
+    return _assemble(uow, list(uow.execute(q.sessions_in(workspace_id, kind=kind, status=status))))
 
 
-def save(db: Executor, session: WorktreeSession, workspace_id: str | None) -> None:
+def save(uow: UnitOfWork, session: WorktreeSession, workspace_id: str | None) -> None:
     """Insert the session, or replace it whole: its fields, instances and chat.
 
     The status rules hold here too: a completed session stays completed. A stored duration
     that still rounds down to the object's whole seconds keeps its milliseconds.
     """
-    locked = db.execute(sessions_q.LOCK, {"sid": session.id}).first()
+    locked = uow.execute(sessions_q.LOCK, {"sid": session.id}).first()
     if locked is None:
-        insert_many(db, [session], workspace_id, event_type="session.created")
+        insert_many(uow, [session], workspace_id, event_type="session.created")
         return
     if locked.status == SessionStatus.COMPLETED and session.status != SessionStatus.COMPLETED:
         raise InvalidTransition(session.id, locked.status, session.status.value)
@@ -139,13 +139,13 @@ def save(db: Executor, session: WorktreeSession, workspace_id: str | None) -> No
         values["duration_ms"] = sessions_q.kept_duration(session.total_duration)
     if workspace_id is not None:
         values["workspace_id"] = workspace_id
-    db.execute(sessions_q.update(session.id, **values))
-    db.execute(q.DELETE_INSTANCES, {"sid": session.id})
-    db.execute(q.DELETE_CHAT, {"sid": session.id})
-    _insert_children(db, [session])
+    uow.execute(sessions_q.update(session.id, **values))
+    uow.execute(q.DELETE_INSTANCES, {"sid": session.id})
+    uow.execute(q.DELETE_CHAT, {"sid": session.id})
+    _insert_children(uow, [session])
     if locked.status != session.status:
         events.append(
-            db,
+            uow,
             session_id=session.id,
             event_type="session.status_changed",
             content=f"{locked.status} -> {session.status.value}",
@@ -155,7 +155,7 @@ def save(db: Executor, session: WorktreeSession, workspace_id: str | None) -> No
 
 
 def insert_many(
-    db: Executor,
+    uow: UnitOfWork,
     sessions: Sequence[WorktreeSession],
     workspace_id: str | None,
     *,
@@ -165,7 +165,7 @@ def insert_many(
     if not sessions:
         return
     now = utcnow()
-    db.execute(
+    uow.execute(
         sessions_q.INSERT,
         [
             {
@@ -183,8 +183,8 @@ def insert_many(
             for s in sessions
         ],
     )
-    _insert_children(db, sessions)
-    db.execute(
+    _insert_children(uow, sessions)
+    uow.execute(
         events_q.INSERT,
         [
             {
@@ -202,7 +202,7 @@ def insert_many(
     )
 
 
-def _insert_children(db: Executor, sessions: Iterable[WorktreeSession]) -> None:
+def _insert_children(uow: UnitOfWork, sessions: Iterable[WorktreeSession]) -> None:
     instance_rows = [
         {
             "session_id": s.id,
@@ -225,9 +225,9 @@ def _insert_children(db: Executor, sessions: Iterable[WorktreeSession]) -> None:
         for m in s.chat_history
     ]
     if instance_rows:
-        db.execute(q.INSTANCE_INSERT, instance_rows)
+        uow.execute(q.INSTANCE_INSERT, instance_rows)
     if chat_rows:
-        db.execute(q.CHAT_INSERT, chat_rows)
+        uow.execute(q.CHAT_INSERT, chat_rows)
 
 
 def _session_values(session: WorktreeSession) -> dict[str, Any]:
@@ -251,15 +251,15 @@ def _session_values(session: WorktreeSession) -> dict[str, Any]:
     }
 
 
-def _assemble(db: Executor, rows: list[sa.Row[Any]]) -> list[WorktreeSession]:
+def _assemble(uow: UnitOfWork, rows: list[sa.Row[Any]]) -> list[WorktreeSession]:
     ids = [row.id for row in rows]
     # Fields, not models: each session validates its own children with it, in one call.
     by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
     chats: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if ids:
-        for instance in db.execute(q.INSTANCES_OF, {"sids": ids}):
+        for instance in uow.execute(q.INSTANCES_OF, {"sids": ids}):
             by_session[instance.session_id].append(_instance(instance))
-        for message in db.execute(q.chat_of(after=False, limit=False), {"sids": ids}):
+        for message in uow.execute(q.chat_of(after=False, limit=False), {"sids": ids}):
             chats[message.session_id].append(_message(message))
     return [
         WorktreeSession.model_validate(

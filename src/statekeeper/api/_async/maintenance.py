@@ -1,37 +1,40 @@
-"""Moving sessions in and out, and keeping the store healthy."""
+"""Moving sessions in and out, keeping the store healthy, and its schema revision."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from statekeeper.api.base import ManagerBase, PathLike
-from statekeeper.config import create_engine, resolve_url
-from statekeeper.db import translate_error
+from statekeeper import migrate, stores
+from statekeeper.api.base import AsyncManagerBase, PathLike
+from statekeeper.config import resolve_url
 from statekeeper.errors import ImportFailed, StateError
 from statekeeper.files import read_json, write_json_atomic
-from statekeeper.models import MigrationRow
-from statekeeper.schemas import IntegrityReport, MigrationRecord
+from statekeeper.schemas import IntegrityReport, MigrationRecord, SchemaStatus
 from statekeeper.services import maintenance, transfer
 
-__all__ = ["MaintenanceAPI"]
+__all__ = ["AsyncMaintenanceAPI"]
 
 
-class MaintenanceAPI(ManagerBase):
+class AsyncMaintenanceAPI(AsyncManagerBase):
     """Export/import of one session, vacuum, optimize, checkpoint, integrity, backup, copy."""
 
-    def export_session(self, session_id: str, path: PathLike) -> None:
+    async def export_session(self, session_id: str, path: PathLike) -> None:
         """Write the session and everything that belongs to it as one JSON document."""
-        document = self._db.run(lambda db: transfer.export_session(db, session_id), write=False)
+        document = await self._db.run(
+            lambda uow: transfer.export_session(uow, session_id), write=False
+        )
         write_json_atomic(Path(path), document)
 
-    def import_session(self, path: PathLike) -> str:
+    async def import_session(self, path: PathLike) -> str:
         """Import a document written by `export_session`; all of it or nothing. Returns the id."""
         document = read_json(Path(path))
         try:
-            return self._db.run(lambda db: transfer.import_session(db, document), write=True)
+            return await self._db.run(
+                lambda uow: transfer.import_session(uow, document), write=True
+            )
         except ImportFailed as exc:
             raise ImportFailed(f"{path}: {exc}") from None
         except StateError as exc:
@@ -39,53 +42,51 @@ class MaintenanceAPI(ManagerBase):
 
     # Maintenance ------------------------------------------------------------------------
 
-    def vacuum(self) -> None:
+    async def vacuum(self) -> None:
         """Reclaim free space (SQLite VACUUM; PostgreSQL VACUUM ANALYZE)."""
-        self._maintain("vacuum")
+        await self._db.run_on_connection(partial(maintenance.run_maintenance, operation="vacuum"))
 
-    def optimize(self) -> None:
+    async def optimize(self) -> None:
         """Refresh the query planner's statistics."""
-        self._maintain("optimize")
+        await self._db.run_on_connection(partial(maintenance.run_maintenance, operation="optimize"))
 
-    def checkpoint(self) -> None:
+    async def checkpoint(self) -> None:
         """Fold the SQLite WAL into the database file (PostgreSQL: nothing to do)."""
-        self._maintain("checkpoint")
+        await self._db.run_on_connection(
+            partial(maintenance.run_maintenance, operation="checkpoint")
+        )
 
-    def _maintain(self, operation: str) -> None:
-        with self._db.connect() as connection:
-            maintenance.run_maintenance(connection, operation)
-
-    def integrity_check(self) -> IntegrityReport:
+    async def integrity_check(self) -> IntegrityReport:
         """Check the engine's own consistency and statekeeper's invariants."""
-        with self._db.connect() as connection:
-            problems = maintenance.integrity_problems(connection)
+        problems = await self._db.run_on_connection(maintenance.integrity_problems)
         return IntegrityReport(ok=not problems, problems=problems)
 
-    def backup(self, path: PathLike) -> None:
+    async def backup(self, path: PathLike) -> None:
         """Write a consistent SQLite copy of the store to `path` (replaced atomically)."""
-        with self._db.connect() as connection:
-            maintenance.backup(connection, Path(path))
+        await self._db.with_sync_engine(lambda engine: stores.backup(engine, Path(path)))
 
-    def copy_to(self, url: PathLike | URL) -> int:
+    async def copy_to(self, url: PathLike | URL) -> int:
         """Copy the whole store into an empty store at `url` (migrated to head first), all of
         it or nothing, e.g. from SQLite to PostgreSQL; returns how many rows were copied."""
-        target = create_engine(resolve_url(url))
-        try:
-            with self._db.connect() as connection:
-                return maintenance.copy_store(connection, target)
-        except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc) from exc
-        finally:
-            target.dispose()
+        target = resolve_url(url)
+        return await self._db.with_sync_engine(lambda engine: stores.copy_store(engine, target))
 
-    def get_migration_history(self) -> list[MigrationRecord]:
-        """The schema revisions applied to this database, oldest first."""
-        return self._db.run(
-            lambda db: [
-                MigrationRecord.model_validate(row)
-                for row in db.execute(
-                    MigrationRow.__table__.select().order_by(MigrationRow.applied_at)
-                )
-            ],
-            write=False,
-        )
+    # Schema -----------------------------------------------------------------------------
+
+    async def get_migration_history(self) -> list[MigrationRecord]:
+        """The schema revisions applied to this database, oldest first ([] when empty)."""
+        return await self._db.run_on_connection(migrate.applied_revisions)
+
+    async def schema_status(self) -> SchemaStatus:
+        """The database's revision, the newest this statekeeper knows, and whether they match."""
+        return await self._db.run_on_connection(migrate.status)
+
+    async def upgrade_schema(self, revision: str = "head") -> SchemaStatus:
+        """Upgrade the schema to `revision` in one transaction, under the migration lock."""
+        await self._db.run_on_connection(lambda connection: migrate.upgrade(connection, revision))
+        return await self.schema_status()
+
+    async def downgrade_schema(self, revision: str) -> SchemaStatus:
+        """Downgrade the schema to `revision` ("base" removes every statekeeper table)."""
+        await self._db.run_on_connection(lambda connection: migrate.downgrade(connection, revision))
+        return await self.schema_status()

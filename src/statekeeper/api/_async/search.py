@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from statekeeper.api.base import ManagerBase, positive
+from statekeeper.api.base import AsyncManagerBase, positive
 from statekeeper.errors import InvalidInput
 from statekeeper.schemas import SearchHit
 from statekeeper.services import search
 
-__all__ = ["SearchAPI"]
+__all__ = ["AsyncSearchAPI"]
 
 
-class SearchAPI(ManagerBase):
+class AsyncSearchAPI(AsyncManagerBase):
     """Full-text search (SQLite FTS5, PostgreSQL tsvector)."""
 
-    def search_sessions(self, query: str, *, limit: int = 20) -> list[SearchHit]:
+    async def search_sessions(self, query: str, *, limit: int = 20) -> list[SearchHit]:
         """Sessions holding every word of `query`, best first; any text is safe to pass."""
         # Not check_text: NUL and lone surrogates are never stored here, only word separators.
         if not isinstance(query, str):
             raise InvalidInput("query", f"expected a string, got {type(query).__name__}")
         size = positive(limit, "limit")
-        return self._db.run(lambda db: search.search(db, query, size), write=False)
+        return await self._db.run(lambda uow: search.search(uow, query, size), write=False)

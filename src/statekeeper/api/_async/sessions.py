@@ -7,10 +7,17 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from statekeeper.api.base import ManagerBase, PathLike, json_object, optional_text, positive
+from statekeeper.api.base import (
+    AsyncManagerBase,
+    PathLike,
+    await_result,
+    json_object,
+    optional_text,
+    positive,
+)
 from statekeeper.enums import SessionStatus
 from statekeeper.errors import InvalidInput, SessionCompleted, SessionNotFound
-from statekeeper.executor import Executor
+from statekeeper.executor import UnitOfWork
 from statekeeper.schemas import (
     CostTrend,
     Event,
@@ -33,13 +40,13 @@ from statekeeper.values import (
     utcnow,
 )
 
-__all__ = ["SessionsAPI"]
+__all__ = ["AsyncSessionsAPI"]
 
 
-class SessionsAPI(ManagerBase):
+class AsyncSessionsAPI(AsyncManagerBase):
     """Sessions and workflow checkpoints (seed: StateManager component design)."""
 
-    def create_session(
+    async def create_session(
         self,
         subject: str | None = None,
         *,
@@ -59,9 +66,9 @@ class SessionsAPI(ManagerBase):
         task = optional_text(task, "task")
         model = None if model is None else check_text(model, "model", max_length=255)
         data = json_object(metadata or {}, "metadata")
-        return self._db.run(
-            lambda db: sessions_service.create(
-                db,
+        return await self._db.run(
+            lambda uow: sessions_service.create(
+                uow,
                 session_id=new_id,
                 kind=kind,
                 subject=subject,
@@ -71,30 +78,33 @@ class SessionsAPI(ManagerBase):
                 metadata=data,
             ),
             write=True,
+            direct=True,
         )
 
-    def get_session(self, session_id: str) -> Session | None:
+    async def get_session(self, session_id: str) -> Session | None:
         """The session, or None if there is none with that id."""
-        return self._db.run(lambda db: sessions_service.get(db, session_id), write=False)
+        return await self._db.run(
+            lambda uow: sessions_service.get(uow, session_id), write=False, direct=True
+        )
 
-    def update_session_status(
+    async def update_session_status(
         self, session_id: str, status: SessionStatus | str, error_message: str | None = None
     ) -> None:
         """Move the session to `status`, setting `error_message` (None clears it)."""
         target = sessions_service.parse_status(status)
         message = optional_text(error_message, "error_message")
-        self._db.run(
-            lambda db: sessions_service.update_status(db, session_id, target, message),
+        await self._db.run(
+            lambda uow: sessions_service.update_status(uow, session_id, target, message),
             write=True,
         )
 
-    def save_markdown_output(self, session_id: str, markdown: str) -> None:
+    async def save_markdown_output(self, session_id: str, markdown: str) -> None:
         """Store the session's final report."""
-        self._db.run(
-            lambda db: sessions_service.save_markdown(db, session_id, markdown), write=True
+        await self._db.run(
+            lambda uow: sessions_service.save_markdown(uow, session_id, markdown), write=True
         )
 
-    def get_session_history(
+    async def get_session_history(
         self,
         limit: int = 50,
         *,
@@ -106,35 +116,40 @@ class SessionsAPI(ManagerBase):
         """Newest first; pass the last id of a page as `before` to get the next page."""
         size = positive(limit, "limit")
         wanted = None if status is None else sessions_service.parse_status(status)
-        return self._db.run(
-            lambda db: sessions_service.history(
-                db, size, status=wanted, kind=kind, workspace=workspace, before=before
+        return await self._db.run(
+            lambda uow: sessions_service.history(
+                uow, size, status=wanted, kind=kind, workspace=workspace, before=before
             ),
             write=False,
+            direct=True,
         )
 
-    def calculate_duration(self, session_id: str) -> int:
+    async def calculate_duration(self, session_id: str) -> int:
         """Milliseconds from creation to completion (or to now while still open)."""
-        return self._db.run(
-            lambda db: sessions_service.calculate_duration(db, session_id), write=False
+        return await self._db.run(
+            lambda uow: sessions_service.calculate_duration(uow, session_id),
+            write=False,
+            direct=True,
         )
 
-    def get_total_sessions(self) -> int:
+    async def get_total_sessions(self) -> int:
         """How many sessions are stored."""
-        return self._db.run(sessions_service.count, write=False)
+        return await self._db.run(sessions_service.count, write=False, direct=True)
 
-    def delete_session(self, session_id: str) -> None:
+    async def delete_session(self, session_id: str) -> None:
         """Delete the session and everything that belongs to it."""
-        self._db.run(lambda db: sessions_service.delete(db, session_id), write=True)
+        await self._db.run(
+            lambda uow: sessions_service.delete(uow, session_id), write=True, direct=True
+        )
 
-    def cleanup_old_sessions(self, days: int) -> int:
+    async def cleanup_old_sessions(self, days: int) -> int:
         """Delete completed and failed sessions finished more than `days` days ago."""
         age = check_non_negative_int(days, "days")
-        return self._db.run(lambda db: sessions_service.cleanup(db, age), write=True)
+        return await self._db.run(lambda uow: sessions_service.cleanup(uow, age), write=True)
 
     # Phases and context -----------------------------------------------------------------
 
-    def save_phase_completion(
+    async def save_phase_completion(
         self,
         session_id: str,
         phase_id: str,
@@ -156,9 +171,9 @@ class SessionsAPI(ManagerBase):
         )
         saved_context = None if context is None else json_object(context, "context")
         phase = check_id(phase_id, "phase_id")
-        self._db.run(
-            lambda db: phases.save_phase(
-                db,
+        await self._db.run(
+            lambda uow: phases.save_phase(
+                uow,
                 session_id,
                 phase,
                 output=stored,
@@ -169,53 +184,65 @@ class SessionsAPI(ManagerBase):
                 context=saved_context,
             ),
             write=True,
+            direct=True,
         )
 
-    def get_completed_phases(self, session_id: str) -> list[PhaseCompletion]:
+    async def get_completed_phases(self, session_id: str) -> list[PhaseCompletion]:
         """The session's completed phases, oldest first ([] for an unknown session)."""
-        return self._db.run(lambda db: phases.completed_phases(db, session_id), write=False)
+        return await self._db.run(
+            lambda uow: phases.completed_phases(uow, session_id), write=False, direct=True
+        )
 
-    def is_phase_completed(self, session_id: str, phase_id: str) -> bool:
+    async def is_phase_completed(self, session_id: str, phase_id: str) -> bool:
         """Whether the phase has been checkpointed."""
-        return self._db.run(lambda db: phases.is_completed(db, session_id, phase_id), write=False)
+        return await self._db.run(
+            lambda uow: phases.is_completed(uow, session_id, phase_id), write=False, direct=True
+        )
 
-    def save_context(self, session_id: str, data: dict[str, Any]) -> None:
+    async def save_context(self, session_id: str, data: dict[str, Any]) -> None:
         """Replace the session's workflow context (a JSON object)."""
         context = json_object(data, "data")
-        self._db.run(lambda db: phases.save_context(db, session_id, context), write=True)
+        await self._db.run(lambda uow: phases.save_context(uow, session_id, context), write=True)
 
-    def load_context(self, session_id: str) -> WorkflowContext | None:
+    async def load_context(self, session_id: str) -> WorkflowContext | None:
         """The saved context with last completed phase and cost so far; None if never saved."""
-        return self._db.run(lambda db: phases.load_context(db, session_id), write=False)
+        return await self._db.run(
+            lambda uow: phases.load_context(uow, session_id), write=False, direct=True
+        )
 
-    def resume_session(self, session_id: str) -> WorkflowContext | None:
+    async def resume_session(self, session_id: str) -> WorkflowContext | None:
         """What a restarted run continues from; raises for unknown or completed sessions.
 
         None only when the session has neither a saved context nor a completed phase.
         """
-        return self._db.run(lambda db: phases.resume(db, session_id), write=False)
+        return await self._db.run(
+            lambda uow: phases.resume(uow, session_id), write=False, direct=True
+        )
 
-    def run_phase(self, session_id: str, phase_id: str, fn: Callable[[], Any]) -> Any:
+    async def run_phase(self, session_id: str, phase_id: str, fn: Callable[[], Any]) -> Any:
         """Run `fn` unless the phase is already completed; either way return its output.
 
-        `fn` returns the output, or a PhaseResult carrying cost, tokens and context too. The
+        `fn` returns the output, or a PhaseResult carrying cost, tokens and context too (an
+        async manager also awaits what it returns, so `fn` may be a coroutine function). The
         output returned is always the stored JSON form, so a first run and a resumed run see
         the same value. A phase interrupted before its checkpoint runs again on resume.
         """
-        done = self._db.run(lambda db: phases.get_phase(db, session_id, phase_id), write=False)
+        done = await self._db.run(
+            lambda uow: phases.get_phase(uow, session_id, phase_id), write=False, direct=True
+        )
         if done is not None:
             return done.output
-        session = self.get_session(session_id)
+        session = await self.get_session(session_id)
         if session is None:
             raise SessionNotFound(session_id)
         if session.status == SessionStatus.COMPLETED:
             raise SessionCompleted(session_id)
         started = time.monotonic()
-        result = fn()
+        result = await await_result(fn)
         elapsed_ms = round((time.monotonic() - started) * 1000)
         if not isinstance(result, PhaseResult):
             result = PhaseResult(output=result)
-        self.save_phase_completion(
+        await self.save_phase_completion(
             session_id,
             phase_id,
             result.output,
@@ -229,16 +256,16 @@ class SessionsAPI(ManagerBase):
 
     # Reporting --------------------------------------------------------------------------
 
-    def get_statistics(self) -> SessionStatistics:
+    async def get_statistics(self) -> SessionStatistics:
         """Counts of all sessions; average cost and duration of completed ones."""
-        return self._db.run(stats.statistics, write=False)
+        return await self._db.run(stats.statistics, write=False)
 
-    def get_cost_trends(self, days: int) -> list[CostTrend]:
+    async def get_cost_trends(self, days: int) -> list[CostTrend]:
         """Cost and session count per UTC day for the last `days` days, oldest first."""
         span = positive(days, "days")
-        return self._db.run(lambda db: stats.cost_trends(db, span), write=False)
+        return await self._db.run(lambda uow: stats.cost_trends(uow, span), write=False)
 
-    def record_event(
+    async def record_event(
         self,
         event_type: str,
         content: str,
@@ -255,11 +282,11 @@ class SessionsAPI(ManagerBase):
         actor_id = check_id(actor_id, "actor_id")
         data = json_object(metadata or {}, "metadata")
 
-        def record(db: Executor) -> str:
+        def record(uow: UnitOfWork) -> str:
             if session_id is not None:
-                sessions_service.lock(db, session_id, allow_completed=True)
+                sessions_service.lock(uow, session_id, allow_completed=True)
             return events.append(
-                db,
+                uow,
                 event_type=event_type,
                 content=content,
                 now=utcnow(),
@@ -269,12 +296,16 @@ class SessionsAPI(ManagerBase):
                 metadata=data,
             )
 
-        return self._db.run(record, write=True)
+        return await self._db.run(record, write=True, direct=True)
 
-    def get_events(self, session_id: str) -> list[Event]:
+    async def get_events(self, session_id: str) -> list[Event]:
         """The session's events, in the order they happened."""
-        return self._db.run(lambda db: events.by_session(db, session_id), write=False)
+        return await self._db.run(
+            lambda uow: events.by_session(uow, session_id), write=False, direct=True
+        )
 
-    def get_events_by_type(self, event_type: str) -> list[Event]:
+    async def get_events_by_type(self, event_type: str) -> list[Event]:
         """Every event of one type, in the order they happened."""
-        return self._db.run(lambda db: events.by_type(db, event_type), write=False)
+        return await self._db.run(
+            lambda uow: events.by_type(uow, event_type), write=False, direct=True
+        )

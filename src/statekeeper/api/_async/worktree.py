@@ -7,11 +7,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from statekeeper import importers
-from statekeeper.api.base import ManagerBase, PathLike, positive
+from statekeeper.api.base import AsyncManagerBase, PathLike, positive
 from statekeeper.enums import ChatRole, InstanceStatus, SessionStatus
 from statekeeper.errors import InvalidInput
-from statekeeper.executor import Executor
+from statekeeper.executor import UnitOfWork
+from statekeeper.files import write_json_atomic
+from statekeeper.importers import legacy
+from statekeeper.importers._async import importer, validator
+from statekeeper.importers.store import Progress
 from statekeeper.schemas import (
     ChatMessage,
     ImportStats,
@@ -24,7 +27,7 @@ from statekeeper.services import sessions as sessions_service
 from statekeeper.services import workspaces, worktree
 from statekeeper.values import as_utc, check_non_negative_int, check_text, utcnow
 
-__all__ = ["WorktreeAPI"]
+__all__ = ["AsyncWorktreeAPI"]
 
 _TEXT_FIELDS = frozenset(
     {
@@ -77,10 +80,10 @@ def _instance_number(value: object) -> int:
     return number
 
 
-class WorktreeAPI(ManagerBase):
+class AsyncWorktreeAPI(AsyncManagerBase):
     """Worktree sessions (seed: session-data SQLite migration)."""
 
-    def add_instance(
+    async def add_instance(
         self,
         session_id: str,
         instance_number: int,
@@ -104,21 +107,29 @@ class WorktreeAPI(ManagerBase):
                 **fields,
             }
         )
-        self._db.run(lambda db: worktree.add_instance(db, session_id, number, values), write=True)
+        await self._db.run(
+            lambda uow: worktree.add_instance(uow, session_id, number, values),
+            write=True,
+            direct=True,
+        )
 
-    def update_instance(self, session_id: str, instance_number: int, **fields: Any) -> None:
+    async def update_instance(self, session_id: str, instance_number: int, **fields: Any) -> None:
         """Change fields of an instance (status, output, end_time, line counts...)."""
         number = _instance_number(instance_number)
         values = _instance_values(fields)
-        self._db.run(
-            lambda db: worktree.update_instance(db, session_id, number, values), write=True
+        await self._db.run(
+            lambda uow: worktree.update_instance(uow, session_id, number, values),
+            write=True,
+            direct=True,
         )
 
-    def get_instances(self, session_id: str) -> list[WorktreeInstance]:
+    async def get_instances(self, session_id: str) -> list[WorktreeInstance]:
         """The session's instances by number ([] for an unknown session)."""
-        return self._db.run(lambda db: worktree.instances(db, session_id), write=False)
+        return await self._db.run(
+            lambda uow: worktree.instances(uow, session_id), write=False, direct=True
+        )
 
-    def add_chat_message(
+    async def add_chat_message(
         self,
         session_id: str,
         role: ChatRole | str,
@@ -134,21 +145,24 @@ class WorktreeAPI(ManagerBase):
             raise InvalidInput("role", f"unknown role {role!r} (allowed: {allowed})") from None
         text = check_text(content, "content")
         number = None if instance_number is None else _instance_number(instance_number)
-        return self._db.run(
-            lambda db: worktree.add_chat_message(db, session_id, chat_role, text, number),
+        return await self._db.run(
+            lambda uow: worktree.add_chat_message(uow, session_id, chat_role, text, number),
             write=True,
+            direct=True,
         )
 
-    def get_chat_history(
+    async def get_chat_history(
         self, session_id: str, *, limit: int | None = None, after: str | None = None
     ) -> list[ChatMessage]:
         """Messages in insertion order: the first `limit` after message id `after`."""
         size = None if limit is None else positive(limit, "limit")
-        return self._db.run(
-            lambda db: worktree.chat_history(db, session_id, size, after), write=False
+        return await self._db.run(
+            lambda uow: worktree.chat_history(uow, session_id, size, after),
+            write=False,
+            direct=True,
         )
 
-    def save_worktree_session(
+    async def save_worktree_session(
         self, session: WorktreeSession, *, workspace: PathLike | None = None
     ) -> None:
         """Store the whole legacy object: create it, or replace its fields, instances and chat."""
@@ -161,17 +175,19 @@ class WorktreeAPI(ManagerBase):
         except ValidationError as exc:
             raise InvalidInput(*describe(exc)) from None
 
-        def save(db: Executor) -> None:
-            workspace_id = None if workspace is None else workspaces.touch(db, workspace, utcnow())
-            worktree.save(db, record, workspace_id)
+        def save(uow: UnitOfWork) -> None:
+            workspace_id = None if workspace is None else workspaces.touch(uow, workspace, utcnow())
+            worktree.save(uow, record, workspace_id)
 
-        self._db.run(save, write=True)
+        await self._db.run(save, write=True)
 
-    def get_worktree_session(self, session_id: str) -> WorktreeSession | None:
+    async def get_worktree_session(self, session_id: str) -> WorktreeSession | None:
         """The whole legacy object, instances and chat included, or None."""
-        return self._db.run(lambda db: worktree.get(db, session_id), write=False)
+        return await self._db.run(
+            lambda uow: worktree.get(uow, session_id), write=False, direct=True
+        )
 
-    def list_worktree_sessions(
+    async def list_worktree_sessions(
         self,
         workspace: PathLike,
         *,
@@ -181,16 +197,16 @@ class WorktreeAPI(ManagerBase):
         """A workspace's sessions, newest first, whole; optionally of one type or status."""
         workspace_id = workspaces.workspace_id(workspace)
         wanted = None if status is None else sessions_service.parse_status(status).value
-        return self._db.run(
-            lambda db: worktree.list_in_workspace(db, workspace_id, type, wanted), write=False
+        return await self._db.run(
+            lambda uow: worktree.list_in_workspace(uow, workspace_id, type, wanted), write=False
         )
 
-    def import_json(
+    async def import_json(
         self,
         path: PathLike,
         *,
         workspace: PathLike | None = None,
-        progress: importers.Progress | None = None,
+        progress: Progress | None = None,
     ) -> ImportStats:
         """Import the legacy editor's session files: one file, or each `*.json` in a directory.
 
@@ -198,12 +214,25 @@ class WorktreeAPI(ManagerBase):
         A leading `~` in `path` is the home directory.
         """
         canonical = None if workspace is None else workspaces.canonical_path(workspace)
-        return importers.import_json(self._db, Path(path), workspace=canonical, progress=progress)
+        return await importer.import_json(
+            self._db, Path(path), workspace=canonical, progress=progress
+        )
 
-    def validate_import(self, path: PathLike) -> ValidationReport:
+    async def validate_import(self, path: PathLike) -> ValidationReport:
         """Which sessions of legacy files the store lacks or holds differently; unreadable files."""
-        return importers.validate_import(self._db, Path(path))
+        return await validator.validate_import(self._db, Path(path))
 
-    def export_json(self, workspace: PathLike, path: PathLike) -> int:
-        """Write a workspace's sessions as a legacy file, atomically; returns how many."""
-        return importers.export_json(self._db, workspaces.workspace_id(workspace), Path(path))
+    async def export_json(self, workspace: PathLike, path: PathLike) -> int:
+        """Write a workspace's sessions as a legacy file, atomically; returns how many.
+
+        Oldest first, as the editor appended them; a leading `~` in `path` is the home
+        directory, as in a shell.
+        """
+        workspace_id = workspaces.workspace_id(workspace)
+        newest_first = await self._db.run(
+            lambda uow: worktree.list_in_workspace(uow, workspace_id, None, None), write=False
+        )
+        write_json_atomic(
+            Path(path).expanduser(), [legacy.dump(session) for session in reversed(newest_first)]
+        )
+        return len(newest_first)

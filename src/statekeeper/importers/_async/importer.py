@@ -7,31 +7,25 @@ an id found stored counts as skipped, so a copy that failed leaves its id to a l
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from statekeeper.db import Database
+from statekeeper.asyncdb import AsyncDatabase
 from statekeeper.errors import InvalidInput
 from statekeeper.importers import legacy, store
+from statekeeper.importers.store import BATCH_SIZE, Progress
 from statekeeper.schemas import ImportStats, WorktreeSession
 from statekeeper.services import workspaces
 from statekeeper.values import utcnow
 
-__all__ = ["BATCH_SIZE", "Progress", "import_json"]
-
-BATCH_SIZE = 500
-"""Sessions per transaction: large enough to be fast, small enough to keep memory flat."""
-
-Progress = Callable[[int, int], None]
-"""Called with (files done, files in all), first with 0 done."""
+__all__ = ["import_json"]
 
 
 @dataclass
 class _Run:
     """One import: where sessions go, and what it did so far."""
 
-    database: Database
+    database: AsyncDatabase
     workspace: str | None
     stats: ImportStats = field(default_factory=ImportStats)
 
@@ -39,12 +33,12 @@ class _Run:
         """The workspace of a file's sessions: the one given, else the file name's hash."""
         workspace, key = self.workspace, legacy.workspace_key(path)
         if workspace is not None:
-            return lambda db: workspaces.touch(db, workspace, utcnow())
+            return lambda uow: workspaces.touch(uow, workspace, utcnow())
         if key is not None:
-            return lambda db: workspaces.touch_hashed(db, key, utcnow())
-        return lambda db: None
+            return lambda uow: workspaces.touch_hashed(uow, key, utcnow())
+        return lambda uow: None
 
-    def import_file(self, path: Path) -> None:
+    async def import_file(self, path: Path) -> None:
         """Import one file's valid sessions; record its errors (one entry if it is unreadable)."""
         try:
             document = legacy.read(path)
@@ -59,31 +53,35 @@ class _Run:
                 self.stats.errors.append((str(path), f"session {session.label}: {session.reason}"))
                 continue
             if session.id in batch:  # store the earlier copy: this one is new only if that fails
-                self.flush(path, batch, owner)
+                await self.flush(path, batch, owner)
                 batch = {}
             batch[session.id] = session
             if len(batch) == BATCH_SIZE:
-                self.flush(path, batch, owner)
+                await self.flush(path, batch, owner)
                 batch = {}
-        self.flush(path, batch, owner)
+        await self.flush(path, batch, owner)
 
-    def flush(self, path: Path, batch: dict[str, WorktreeSession], owner: store.Owner) -> None:
+    async def flush(
+        self, path: Path, batch: dict[str, WorktreeSession], owner: store.Owner
+    ) -> None:
         """Insert a batch in one transaction, or one session per transaction if it fails."""
         if not batch:
             return
         sessions = list(batch.values())
         try:
-            self.count(sessions, self.insert(sessions, owner))
+            self.count(sessions, await self.insert(sessions, owner))
         except InvalidInput:
             for session in sessions:
                 try:
-                    self.count([session], self.insert([session], owner))
+                    self.count([session], await self.insert([session], owner))
                 except InvalidInput as exc:
                     self.stats.errors.append((str(path), f"session {session.id}: {exc}"))
 
-    def insert(self, batch: list[WorktreeSession], owner: store.Owner) -> int:
+    async def insert(self, batch: list[WorktreeSession], owner: store.Owner) -> int:
         """Store the batch's new sessions in one transaction; returns how many were new."""
-        return self.database.run(lambda db: store.insert_new(db, batch, owner), write=True)
+        return await self.database.run(
+            lambda uow: store.insert_new(uow, batch, owner), write=True, direct=True
+        )
 
     def count(self, batch: list[WorktreeSession], imported: int) -> None:
         """Add a stored batch to the totals: what was not new was already there."""
@@ -91,8 +89,8 @@ class _Run:
         self.stats.skipped += len(batch) - imported
 
 
-def import_json(
-    database: Database,
+async def import_json(
+    database: AsyncDatabase,
     path: Path,
     *,
     workspace: str | None = None,
@@ -104,7 +102,7 @@ def import_json(
     if progress is not None:
         progress(0, len(paths))
     for done, file in enumerate(paths, start=1):
-        run.import_file(file)
+        await run.import_file(file)
         if progress is not None:
             progress(done, len(paths))
     return run.stats

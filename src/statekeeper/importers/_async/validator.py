@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from statekeeper.db import Database
+from statekeeper.asyncdb import AsyncDatabase
 from statekeeper.importers import legacy, store
-from statekeeper.importers.importer import BATCH_SIZE
+from statekeeper.importers.store import BATCH_SIZE
 from statekeeper.schemas import ValidationReport, WorktreeSession
 
 __all__ = ["validate_import"]
@@ -55,7 +55,7 @@ class _Report:
         )
 
 
-def validate_import(database: Database, path: Path) -> ValidationReport:
+async def validate_import(database: AsyncDatabase, path: Path) -> ValidationReport:
     """Compare every session of a file (or of a directory's `*.json` files) with the store."""
     report = _Report()
     for file in legacy.legacy_files(path):
@@ -65,18 +65,18 @@ def validate_import(database: Database, path: Path) -> ValidationReport:
             report.errors.append((str(file), exc.reason))
             continue
         for start in range(0, len(document.items), BATCH_SIZE):
-            _check_batch(database, document, start, report)
+            await _check_batch(database, document, start, report)
     return report.result()
 
 
-def _check_batch(
-    database: Database, document: legacy.LegacyFile, start: int, report: _Report
+async def _check_batch(
+    database: AsyncDatabase, document: legacy.LegacyFile, start: int, report: _Report
 ) -> None:
     """Parse a batch of a file's items and compare them with one read of the store."""
     chunk = document.items[start : start + BATCH_SIZE]
     parsed = [legacy.parse(item, index, document) for index, item in enumerate(chunk, start=start)]
     ids = [p.id if isinstance(p, WorktreeSession) else p.session_id for p in parsed]
     wanted = [i for i in ids if i is not None]
-    found = database.run(lambda db: store.stored(db, wanted), write=False)
+    found = await database.run(lambda uow: store.stored(uow, wanted), write=False)
     for item in parsed:
         report.check(document.path, item, found)

@@ -1,0 +1,1 @@
+"""The async source of the API mixins; `_sync/` is generated from it."""

@@ -1,0 +1,87 @@
+# Generated from the _async/ twin by scripts/gen_sync.py: edit that one, then run it.
+"""Moving sessions in and out, keeping the store healthy, and its schema revision."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+from statekeeper import migrate, stores
+from statekeeper.api.base import ManagerBase, PathLike
+from statekeeper.config import resolve_url
+from statekeeper.errors import ImportFailed, StateError
+from statekeeper.files import read_json, write_json_atomic
+from statekeeper.schemas import IntegrityReport, MigrationRecord, SchemaStatus
+from statekeeper.services import maintenance, transfer
+
+__all__ = ["MaintenanceAPI"]
+
+
+class MaintenanceAPI(ManagerBase):
+    """Export/import of one session, vacuum, optimize, checkpoint, integrity, backup, copy."""
+
+    def export_session(self, session_id: str, path: PathLike) -> None:
+        """Write the session and everything that belongs to it as one JSON document."""
+        document = self._db.run(lambda uow: transfer.export_session(uow, session_id), write=False)
+        write_json_atomic(Path(path), document)
+
+    def import_session(self, path: PathLike) -> str:
+        """Import a document written by `export_session`; all of it or nothing. Returns the id."""
+        document = read_json(Path(path))
+        try:
+            return self._db.run(lambda uow: transfer.import_session(uow, document), write=True)
+        except ImportFailed as exc:
+            raise ImportFailed(f"{path}: {exc}") from None
+        except StateError as exc:
+            raise ImportFailed(f"{path}: rejected by the store: {exc}") from exc
+
+    # Maintenance ------------------------------------------------------------------------
+
+    def vacuum(self) -> None:
+        """Reclaim free space (SQLite VACUUM; PostgreSQL VACUUM ANALYZE)."""
+        self._db.run_on_connection(partial(maintenance.run_maintenance, operation="vacuum"))
+
+    def optimize(self) -> None:
+        """Refresh the query planner's statistics."""
+        self._db.run_on_connection(partial(maintenance.run_maintenance, operation="optimize"))
+
+    def checkpoint(self) -> None:
+        """Fold the SQLite WAL into the database file (PostgreSQL: nothing to do)."""
+        self._db.run_on_connection(partial(maintenance.run_maintenance, operation="checkpoint"))
+
+    def integrity_check(self) -> IntegrityReport:
+        """Check the engine's own consistency and statekeeper's invariants."""
+        problems = self._db.run_on_connection(maintenance.integrity_problems)
+        return IntegrityReport(ok=not problems, problems=problems)
+
+    def backup(self, path: PathLike) -> None:
+        """Write a consistent SQLite copy of the store to `path` (replaced atomically)."""
+        self._db.with_sync_engine(lambda engine: stores.backup(engine, Path(path)))
+
+    def copy_to(self, url: PathLike | URL) -> int:
+        """Copy the whole store into an empty store at `url` (migrated to head first), all of
+        it or nothing, e.g. from SQLite to PostgreSQL; returns how many rows were copied."""
+        target = resolve_url(url)
+        return self._db.with_sync_engine(lambda engine: stores.copy_store(engine, target))
+
+    # Schema -----------------------------------------------------------------------------
+
+    def get_migration_history(self) -> list[MigrationRecord]:
+        """The schema revisions applied to this database, oldest first ([] when empty)."""
+        return self._db.run_on_connection(migrate.applied_revisions)
+
+    def schema_status(self) -> SchemaStatus:
+        """The database's revision, the newest this statekeeper knows, and whether they match."""
+        return self._db.run_on_connection(migrate.status)
+
+    def upgrade_schema(self, revision: str = "head") -> SchemaStatus:
+        """Upgrade the schema to `revision` in one transaction, under the migration lock."""
+        self._db.run_on_connection(lambda connection: migrate.upgrade(connection, revision))
+        return self.schema_status()
+
+    def downgrade_schema(self, revision: str) -> SchemaStatus:
+        """Downgrade the schema to `revision` ("base" removes every statekeeper table)."""
+        self._db.run_on_connection(lambda connection: migrate.downgrade(connection, revision))
+        return self.schema_status()

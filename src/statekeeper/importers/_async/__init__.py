@@ -1,0 +1,1 @@
+"""Driving legacy files through a manager, async source; `_sync/` is generated from it."""

@@ -1,0 +1,107 @@
+# Generated from the _async/ twin by scripts/gen_sync.py: edit that one, then run it.
+"""Import legacy session files: one file at a time, new sessions in batched transactions.
+
+A batch the database refuses (say, a chat message id another session already uses) is
+retried one session per transaction, so only the offending session is reported. Only
+an id found stored counts as skipped, so a copy that failed leaves its id to a later one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from statekeeper.db import Database
+from statekeeper.errors import InvalidInput
+from statekeeper.importers import legacy, store
+from statekeeper.importers.store import BATCH_SIZE, Progress
+from statekeeper.schemas import ImportStats, WorktreeSession
+from statekeeper.services import workspaces
+from statekeeper.values import utcnow
+
+__all__ = ["import_json"]
+
+
+@dataclass
+class _Run:
+    """One import: where sessions go, and what it did so far."""
+
+    database: Database
+    workspace: str | None
+    stats: ImportStats = field(default_factory=ImportStats)
+
+    def owner(self, path: Path) -> store.Owner:
+        """The workspace of a file's sessions: the one given, else the file name's hash."""
+        workspace, key = self.workspace, legacy.workspace_key(path)
+        if workspace is not None:
+            return lambda uow: workspaces.touch(uow, workspace, utcnow())
+        if key is not None:
+            return lambda uow: workspaces.touch_hashed(uow, key, utcnow())
+        return lambda uow: None
+
+    def import_file(self, path: Path) -> None:
+        """Import one file's valid sessions; record its errors (one entry if it is unreadable)."""
+        try:
+            document = legacy.read(path)
+        except legacy.LegacyFileError as exc:
+            self.stats.errors.append((str(path), exc.reason))
+            return
+        owner = self.owner(path)
+        batch: dict[str, WorktreeSession] = {}
+        for index, item in enumerate(document.items):
+            session = legacy.parse(item, index, document)
+            if isinstance(session, legacy.Rejected):
+                self.stats.errors.append((str(path), f"session {session.label}: {session.reason}"))
+                continue
+            if session.id in batch:  # store the earlier copy: this one is new only if that fails
+                self.flush(path, batch, owner)
+                batch = {}
+            batch[session.id] = session
+            if len(batch) == BATCH_SIZE:
+                self.flush(path, batch, owner)
+                batch = {}
+        self.flush(path, batch, owner)
+
+    def flush(self, path: Path, batch: dict[str, WorktreeSession], owner: store.Owner) -> None:
+        """Insert a batch in one transaction, or one session per transaction if it fails."""
+        if not batch:
+            return
+        sessions = list(batch.values())
+        try:
+            self.count(sessions, self.insert(sessions, owner))
+        except InvalidInput:
+            for session in sessions:
+                try:
+                    self.count([session], self.insert([session], owner))
+                except InvalidInput as exc:
+                    self.stats.errors.append((str(path), f"session {session.id}: {exc}"))
+
+    def insert(self, batch: list[WorktreeSession], owner: store.Owner) -> int:
+        """Store the batch's new sessions in one transaction; returns how many were new."""
+        return self.database.run(
+            lambda uow: store.insert_new(uow, batch, owner), write=True, direct=True
+        )
+
+    def count(self, batch: list[WorktreeSession], imported: int) -> None:
+        """Add a stored batch to the totals: what was not new was already there."""
+        self.stats.imported += imported
+        self.stats.skipped += len(batch) - imported
+
+
+def import_json(
+    database: Database,
+    path: Path,
+    *,
+    workspace: str | None = None,
+    progress: Progress | None = None,
+) -> ImportStats:
+    """Import a legacy file, or every `*.json` file directly inside a directory."""
+    paths = legacy.legacy_files(path)
+    run = _Run(database, workspace)
+    if progress is not None:
+        progress(0, len(paths))
+    for done, file in enumerate(paths, start=1):
+        run.import_file(file)
+        if progress is not None:
+            progress(done, len(paths))
+    return run.stats

@@ -1,0 +1,47 @@
+"""Checking a manager's arguments: the URL and the connection settings both managers take."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from statekeeper.api.base import PathLike
+from statekeeper.config import Settings, resolve_url
+from statekeeper.errors import InvalidInput, StorageError
+from statekeeper.values import check_non_negative_int
+
+__all__ = ["build_engine", "open_store"]
+
+E = TypeVar("E")
+
+
+def open_store(
+    url: PathLike | URL | None,
+    synchronous: str,
+    busy_timeout_ms: int,
+    engine_options: dict[str, Any],
+) -> tuple[URL, Settings]:
+    """The resolved URL and checked Settings; engine options are tried by the engine."""
+    if synchronous not in ("normal", "full"):
+        raise InvalidInput("synchronous", f"expected 'normal' or 'full', got {synchronous!r}")
+    settings = Settings(
+        synchronous=synchronous,  # type: ignore[arg-type]
+        busy_timeout_ms=check_non_negative_int(busy_timeout_ms, "busy_timeout_ms"),
+        engine_options=engine_options,
+    )
+    return resolve_url(url), settings
+
+
+def build_engine(factory: Callable[[URL, Settings], E], url: URL, settings: Settings) -> E:
+    """An engine from `factory`, with what creating it raised made a StateError."""
+    try:
+        return factory(url, settings)
+    except (TypeError, ValueError, sa.exc.ArgumentError) as exc:
+        raise InvalidInput("engine_options", str(exc)) from None
+    except ModuleNotFoundError as exc:
+        raise StorageError(
+            f"{exc.name} is not installed: for PostgreSQL, pip install 'statekeeper[postgres]'"
+        ) from None
