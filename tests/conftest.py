@@ -12,6 +12,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from sqlalchemy.engine import URL, make_url
 
 from statekeeper import StateManager
 from statekeeper.models import Base, MigrationRow
+from tests.async_facade import AsyncFacade
 
 ENGINES = ("sqlite", "postgresql")
 PG_ADMIN_URL = os.environ.get(
@@ -143,8 +145,29 @@ def other_engine_url(engine_name: str, request: pytest.FixtureRequest, tmp_path:
     return _new_database(other, request, tmp_path / "other.db")
 
 
+MANAGERS = ("sync", "async")
+
+
+@pytest.fixture(params=MANAGERS)
+def manager_kind(request: pytest.FixtureRequest) -> str:
+    """Which manager the behaviour suite drives: StateManager, or AsyncStateManager."""
+    return str(request.param)
+
+
 @pytest.fixture
-def sm(store_url: str) -> Iterator[StateManager]:
-    """A StateManager on an empty store, closed after the test."""
+def sm(store_url: str, manager_kind: str) -> Iterator[StateManager]:
+    """A manager on an empty store, closed after the test: each test using it runs on both
+    managers (the async one through AsyncFacade, every call awaited in one task)."""
+    if manager_kind == "sync":
+        with StateManager(store_url) as manager:
+            yield manager
+        return
+    with AsyncFacade(store_url) as facade:
+        yield cast(StateManager, facade)
+
+
+@pytest.fixture
+def sync_sm(store_url: str) -> Iterator[StateManager]:
+    """A StateManager on an empty store, for tests of the sync manager's own machinery."""
     with StateManager(store_url) as manager:
         yield manager

@@ -8,6 +8,7 @@ through SQLAlchemy's cursor execution at all.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from sqlalchemy import event
 
 from statekeeper import InvalidInput, StateManager
 from statekeeper.dialects import upsert
-from statekeeper.executor import MAX_PLANS, PREPARED_OPTION, UnitOfWork, NeedsConnection, prepared
+from statekeeper.executor import MAX_PLANS, PREPARED_OPTION, NeedsConnection, UnitOfWork, prepared
 from statekeeper.queries import CONTEXT
 from statekeeper.queries import events as qe
 from statekeeper.queries import phases as qp
@@ -138,9 +139,48 @@ def test_a_driver_only_unit_reruns_on_sqlalchemy_for_other_statements(
     executor = UnitOfWork(sm.engine.dialect, sm._db._plans)
     with pytest.raises(NeedsConnection):
         executor.execute(unprepared)
-    # A unit of work that needs one runs on SQLAlchemy, then and on every later call.
-    assert sm._db.run(lambda db: db.scalar(unprepared), write=False) == 1
-    assert sm._db.run(lambda db: db.scalar(unprepared), write=False) == 1
+    with pytest.raises(NeedsConnection):
+        executor.session  # noqa: B018 - asking for the ORM session needs a Connection too
+    # A unit of work wrongly marked direct still runs, on SQLAlchemy, and is counted.
+    assert sm._db.run(lambda uow: uow.scalar(unprepared), write=False, direct=True) == 1
+    assert sm._db.fallbacks == 1
+    assert sm._db.run(lambda uow: uow.scalar(unprepared), write=False) == 1
+    assert sm._db.fallbacks == 1
+
+
+def test_every_call_marked_direct_runs_on_the_driver_alone(
+    store: tuple[StateManager, str], tmp_path: Path
+) -> None:
+    """The `direct=True` markers of the API are right: none of those calls falls back."""
+    sm, sid = store
+    new = sm.create_session("direct", workspace=tmp_path, metadata={"a": 1})
+    sm.save_phase_completion(new, "p", {"o": 1}, 1, "0.1", context={"c": 1})
+    sm.save_phase_completion(new, "p", {"o": 2}, 2, "0.2")
+    sm.record_event("note", "n", session_id=new)
+    sm.add_instance(new, 1, worktree_path="/w", branch="b", agent_name="a", tmux_session_id="t")
+    sm.update_instance(new, 1, status="running", output="out")
+    first = sm.add_chat_message(new, "user", "hi")
+    sm.add_chat_message(new, "assistant", "hello", instance_number=1)
+    assert sm.run_phase(new, "p", lambda: 1) == {"o": 2}
+    reads = [
+        sm.get_session(new),
+        sm.get_session_history(5),
+        sm.get_session_history(5, before=sid, status="failed"),
+        sm.calculate_duration(new),
+        sm.get_total_sessions(),
+        sm.get_completed_phases(new),
+        sm.is_phase_completed(new, "p"),
+        sm.load_context(new),
+        sm.resume_session(new),
+        sm.get_events(new),
+        sm.get_events_by_type("note"),
+        sm.get_instances(new),
+        sm.get_chat_history(new, after=first, limit=1),
+        sm.get_worktree_session(new),
+    ]
+    assert all(value is not None for value in reads)
+    sm.delete_session(new)
+    assert sm._db.fallbacks == 0
 
 
 def test_a_rejected_write_on_the_driver_path_writes_nothing(
@@ -228,16 +268,39 @@ def test_driver_connections_are_parked_and_bounded(store: tuple[StateManager, st
 
 
 def test_a_forked_process_never_reuses_the_parents_connections(
-    store: tuple[StateManager, str], monkeypatch: pytest.MonkeyPatch
+    store: tuple[StateManager, str],
 ) -> None:
+    """A real os.fork(): the child opens connections of its own, parked and pooled alike,
+    writes, and the parent's connections still work afterwards."""
     sm, sid = store
     sm.get_session(sid)
-    parked = sm._db._parked
-    (parents,) = parked._idle
-    monkeypatch.setattr("statekeeper.db.os.getpid", lambda: -1)  # as if in a forked child
-    assert sm.get_session(sid) is not None
-    assert parked._inherited == [parents]
-    assert parked._idle and parked._idle[0] is not parents
+    (parents,) = sm._db._parked._idle
+    parent_driver = parents.dbapi_connection
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, never return into pytest
+        status = 1
+        try:
+            child_sid = sm.create_session("from the child")
+            own = sm._db._parked._idle[0].dbapi_connection is not parent_driver
+            kept = sm._db._parked._inherited == [parents]
+            with sm.transaction():  # a pooled SQLAlchemy connection, not the parent's
+                sm.save_context(child_sid, {"child": True})
+            os.write(write, f"{child_sid} {own} {kept}".encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    message = os.read(read, 1000).decode()
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0
+    child_sid, reported_own, reported_kept = message.split()
+    assert (reported_own, reported_kept) == ("True", "True")
+    assert sm._db._parked._idle[0] is parents  # the parent keeps its own
+    context = sm.load_context(child_sid)
+    assert context is not None and context.data == {"child": True}
+    assert sm.get_total_sessions() == 2
 
 
 def test_threads_writing_on_the_driver_path_lose_nothing(store: tuple[StateManager, str]) -> None:

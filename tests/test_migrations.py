@@ -51,7 +51,6 @@ def engine(empty_url: str):
     engine.dispose()
 
 
-
 def migrate_engine(engine: sa.Engine, step: Callable[..., None], *target: str) -> None:
     """Run an upgrade or downgrade on a connection of the engine."""
     with engine.connect() as connection:

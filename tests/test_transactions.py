@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import multiprocessing
 import sqlite3
@@ -88,14 +89,22 @@ def test_nested_blocks_join_the_outer_one(sm: StateManager) -> None:
     assert sm.get_session(info.value.args[0]) is None
 
 
-def test_other_threads_are_not_part_of_a_block(sm: StateManager) -> None:
+def test_other_threads_are_not_part_of_a_block(sync_sm: StateManager) -> None:
+    """Even a thread that copies the block's context (as asyncio.to_thread does)."""
+    sm = sync_sm
     seen: list[int] = []
     with sm.transaction():
         sm.create_session("uncommitted")
         worker = threading.Thread(target=lambda: seen.append(sm.get_total_sessions()))
         worker.start()
         worker.join()
-    assert seen == [0]
+        context = contextvars.copy_context()
+        copied = threading.Thread(
+            target=context.run, args=(lambda: seen.append(sm.get_total_sessions()),)
+        )
+        copied.start()
+        copied.join()
+    assert seen == [0, 0]
     assert sm.get_total_sessions() == 1
 
 
