@@ -174,7 +174,7 @@ class Bench:
             url = self.pg.create(f"{job.tag}_{k}".lower())
         else:
             url = str(self.work / f"{job.tag}_{k}.db")
-        if job.impl in ("statekeeper", "floor"):
+        if job.impl in ("statekeeper", "statekeeper_async", "floor"):
             from statekeeper import StateManager
 
             StateManager(url).close()
@@ -281,7 +281,7 @@ class Bench:
             run["size"] = sqlite_size(Path(target))
         else:
             run["size"] = pg_size(target)
-        if job.impl not in ("statekeeper", "floor"):
+        if job.impl not in ("statekeeper", "statekeeper_async", "floor"):
             return
         if job.task == "ops":
             plan = make_plan(self.config.iterations)
@@ -333,12 +333,14 @@ def jobs(rounds: int, pg: bool, langgraph: bool, agents: bool) -> list[Job]:
         pair = ("statekeeper", "floor") if r % 2 == 0 else ("floor", "statekeeper")
         for durability in ("normal", "full"):
             runs += [Job("ops", impl, "sqlite", durability, r) for impl in pair]
+        runs.append(Job("ops", "statekeeper_async", "sqlite", "normal", r))
         if langgraph:
             runs.append(Job("ops", "langgraph", "sqlite", "full", r))
         if agents:
             runs.append(Job("ops", "agents", "sqlite", "full", r))
         if pg:
             runs += [Job("ops", impl, "postgresql", "on", r) for impl in pair]
+            runs.append(Job("ops", "statekeeper_async", "postgresql", "on", r))
     for durability in ("normal", "full"):
         runs += [Job("import", impl, "sqlite", durability) for impl in ("statekeeper", "floor")]
     if pg:

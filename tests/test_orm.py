@@ -235,3 +235,35 @@ def test_a_rejected_call_in_a_block_keeps_the_applications_rows(app_sm: StateMan
 def test_nested_blocks_share_one_session(sync_sm: StateManager) -> None:
     with sync_sm.transaction() as outer, sync_sm.transaction() as inner:
         assert inner is outer
+
+
+def test_committing_the_blocks_session_only_flushes(app_sm: StateManager) -> None:
+    """The block stays one transaction: `s.commit()` inside it sends, but commits nothing."""
+
+    def commit_then_abandon() -> None:
+        with app_sm.transaction() as s:
+            sid = app_sm.create_session("not yet")
+            s.add(Note(session_id=sid, text="flushed, not committed"))
+            s.commit()
+            assert app_sm.get_total_sessions() == 1  # the block sees it
+            raise Abandoned
+
+    with pytest.raises(Abandoned):
+        commit_then_abandon()
+    assert app_sm.get_total_sessions() == 0
+    with app_sm.session() as s:
+        assert s.scalars(sa.select(Note)).all() == []
+
+
+def test_selects_give_the_same_python_types_on_both_engines(sync_sm: StateManager) -> None:
+    """What `pandas.read_sql(select(...), sm.engine)` receives: processed by the models."""
+    sid = sync_sm.create_session("types", metadata={"team": "a"})
+    sync_sm.save_phase_completion(sid, "p", {"k": [1]}, 5, "0.125")
+    query = sa.select(
+        SessionRow.created_at, SessionRow.metadata_, SessionRow.cost_usd, PhaseRow.output
+    ).join(SessionRow.phases)
+    with sync_sm.engine.connect() as connection:
+        created_at, metadata, cost, output = connection.execute(query).one()
+    assert created_at.tzinfo is UTC
+    assert metadata == {"team": "a"} and output == {"k": [1]}
+    assert cost == Decimal("0.125") and isinstance(cost, Decimal)

@@ -21,5 +21,5 @@ def test_readme_examples_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         code = block.replace("with StateManager() as sm:", "if True:\n    sm = StateManager()")
         exec(compile(code, str(README), "exec"), namespace)
     sm = namespace["sm"]
-    assert sm.get_total_sessions() == 2  # type: ignore[attr-defined]
+    assert sm.get_total_sessions() == 3  # type: ignore[attr-defined]
     sm.close()  # type: ignore[attr-defined]

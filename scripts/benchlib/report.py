@@ -32,6 +32,7 @@ GROUPS = (
 )
 IMPL_NAMES = {
     "statekeeper": "statekeeper",
+    "statekeeper_async": "statekeeper async",
     "floor": "floor",
     "langgraph": "LangGraph SqliteSaver",
     "agents": "Agents SQLiteSession",
@@ -39,6 +40,7 @@ IMPL_NAMES = {
 IMPL_ORDER = tuple(IMPL_NAMES)
 _COLORS = {
     "statekeeper": "#1f77b4",
+    "statekeeper_async": "#9467bd",
     "floor": "#7f7f7f",
     "langgraph": "#ff7f0e",
     "agents": "#2ca02c",
@@ -206,6 +208,30 @@ def peers_table(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]
     return "statekeeper against the peers, all at synchronous=FULL on SQLite", header, rows
 
 
+def async_table(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+    """AsyncStateManager against StateManager, same engine and durability, per operation."""
+    index = {(r["engine"], r["durability"], r["impl"], r["op"]): r for r in results["ops"]}
+    rows = []
+    for engine, durability, title in GROUPS:
+        for op in OPS:
+            ours = index.get((engine, durability, "statekeeper_async", op))
+            sync = index.get((engine, durability, "statekeeper", op))
+            if ours is None or sync is None:
+                continue
+            rows.append(
+                [
+                    title.split(",")[0],
+                    op,
+                    _n(sync["p50_us"]),
+                    _n(ours["p50_us"]),
+                    _x(ours["p50_us"] / sync["p50_us"]),
+                    _x(ours["ops_per_s"] / sync["ops_per_s"]),
+                ]
+            )
+    header = ["engine", "operation", "sync p50 µs", "async p50 µs", "p50 ÷ sync", "ops/s ÷ sync"]
+    return "The async manager against the sync one (same run, same engine)", header, rows
+
+
 def _over_raw(kinds: dict[str, int] | None) -> float | None:
     """All b-trees against a raw schema's: the rows and their unique constraints only (no
     secondary indexes, no full-text index). SQLite only (dbstat)."""
@@ -308,6 +334,9 @@ def all_tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[
     peers = peers_table(results)
     if peers[2]:
         tables.append(peers)
+    versus_sync = async_table(results)
+    if versus_sync[2]:
+        tables.append(versus_sync)
     tables.append(resource_table(results))
     if results["scale"]:
         tables.append(scale_table(results))

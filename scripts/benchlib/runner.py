@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from benchlib.peers import AgentsSessionStore, LangGraphStore
-from benchlib.stores import FloorStore, Loaded, StatekeeperStore, Store, Timed
+from benchlib.stores import (
+    AsyncStatekeeperStore,
+    FloorStore,
+    Loaded,
+    StatekeeperStore,
+    Store,
+    Timed,
+)
 from benchlib.workload import (
     CHAT_LIMIT,
     HISTORY_LIMIT,
@@ -70,6 +77,8 @@ def open_store(impl: str, engine: str, target: str, spec: dict[str, Any]) -> Sto
     synchronous = spec["synchronous"]
     if impl == "statekeeper":
         return StatekeeperStore(target, synchronous if engine == "sqlite" else None)
+    if impl == "statekeeper_async":
+        return AsyncStatekeeperStore(target, synchronous if engine == "sqlite" else None)
     if impl == "floor":
         if engine == "sqlite":
             return FloorStore.open_sqlite(target, synchronous, spec["search_templates"])

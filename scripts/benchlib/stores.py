@@ -6,11 +6,13 @@ contents, context data) so that one checker can verify every implementation.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +30,7 @@ from benchlib.workload import (
 
 __all__ = [
     "SYNCHRONOUS",
+    "AsyncStatekeeperStore",
     "FloorStore",
     "Loaded",
     "StatekeeperStore",
@@ -134,8 +137,80 @@ class Store:
 ALL_OPS = frozenset({*OPS, "import_json"})
 
 
+def _durability(connection: Any) -> str:
+    """The synchronous level a statekeeper connection actually runs with."""
+    if connection.dialect.name == "sqlite":
+        level = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+        return SYNCHRONOUS.get(int(level or 0), str(level))
+    value = connection.exec_driver_sql("SHOW synchronous_commit").scalar()
+    return f"synchronous_commit={value}"
+
+
+def _imported(stats: Any) -> int:
+    if stats.errors:
+        raise RuntimeError(f"import errors: {stats.errors[:3]}")
+    return int(stats.imported)
+
+
+def _loaded(context: Any) -> Loaded | None:
+    if context is None:
+        return None
+    return Loaded(context.data, context.last_completed_phase, context.accumulated_cost)
+
+
+# Each operation as (the manager call, what the checker is given of its result), so the sync
+# and the async manager are measured doing exactly the same thing.
+_CALLS: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any], Any]]] = {
+    "create_session": (
+        lambda sm, spec: sm.create_session(
+            spec.subject,
+            task=spec.task,
+            session_id=spec.id,
+            model=spec.model,
+            metadata=spec.metadata,
+        ),
+        lambda _: None,
+    ),
+    "save_phase_completion": (
+        lambda sm, p: sm.save_phase_completion(
+            p.session_id,
+            p.phase_id,
+            p.output,
+            p.duration_ms,
+            p.cost_usd,
+            context=p.context,
+            tokens_in=p.tokens_in,
+            tokens_out=p.tokens_out,
+        ),
+        lambda _: None,
+    ),
+    "load_context": (lambda sm, sid: sm.load_context(sid), _loaded),
+    "get_session": (
+        lambda sm, sid: sm.get_session(sid),
+        lambda session: None if session is None else session.id,
+    ),
+    "get_session_history": (
+        lambda sm, before: sm.get_session_history(HISTORY_LIMIT, before=before),
+        lambda page: [s.id for s in page],
+    ),
+    "add_chat_message": (
+        lambda sm, m: sm.add_chat_message(m.session_id, "user", m.content),
+        lambda _: None,
+    ),
+    "get_chat_history": (
+        lambda sm, sid: sm.get_chat_history(sid, limit=CHAT_LIMIT),
+        lambda messages: [m.content for m in messages],
+    ),
+    "search_sessions": (
+        lambda sm, query: sm.search_sessions(query, limit=SEARCH_LIMIT),
+        lambda hits: [hit.session_id for hit in hits],
+    ),
+    "import_json": (lambda sm, directory: sm.import_json(directory), _imported),
+}
+
+
 class StatekeeperStore(Store):
-    """statekeeper's public API, on SQLite or PostgreSQL."""
+    """statekeeper's public API (StateManager), on SQLite or PostgreSQL."""
 
     label = "statekeeper"
     supports = ALL_OPS
@@ -148,64 +223,75 @@ class StatekeeperStore(Store):
 
     def durability(self) -> str:
         with self.sm.engine.connect() as connection:
-            if connection.dialect.name == "sqlite":
-                level = connection.exec_driver_sql("PRAGMA synchronous").scalar()
-                return SYNCHRONOUS.get(int(level or 0), str(level))
-            value = connection.exec_driver_sql("SHOW synchronous_commit").scalar()
-            return f"synchronous_commit={value}"
+            return _durability(connection)
 
-    def create_session(self, spec: Any) -> None:
-        self.sm.create_session(
-            spec.subject,
-            task=spec.task,
-            session_id=spec.id,
-            model=spec.model,
-            metadata=spec.metadata,
-        )
-
-    def save_phase_completion(self, phase: Any) -> None:
-        p: PhaseArgs = phase
-        self.sm.save_phase_completion(
-            p.session_id,
-            p.phase_id,
-            p.output,
-            p.duration_ms,
-            p.cost_usd,
-            context=p.context,
-            tokens_in=p.tokens_in,
-            tokens_out=p.tokens_out,
-        )
-
-    def load_context(self, session_id: str) -> Loaded | None:
-        context = self.sm.load_context(session_id)
-        if context is None:
-            return None
-        return Loaded(context.data, context.last_completed_phase, context.accumulated_cost)
-
-    def get_session(self, session_id: str) -> str | None:
-        session = self.sm.get_session(session_id)
-        return None if session is None else session.id
-
-    def get_session_history(self, before: str | None) -> list[str]:
-        return [s.id for s in self.sm.get_session_history(HISTORY_LIMIT, before=before)]
-
-    def add_chat_message(self, message: ChatArgs) -> None:
-        self.sm.add_chat_message(message.session_id, "user", message.content)
-
-    def get_chat_history(self, session_id: str) -> list[str]:
-        return [m.content for m in self.sm.get_chat_history(session_id, limit=CHAT_LIMIT)]
-
-    def search_sessions(self, query: str) -> list[str]:
-        return [hit.session_id for hit in self.sm.search_sessions(query, limit=SEARCH_LIMIT)]
-
-    def import_json(self, directory: Path) -> int:
-        stats = self.sm.import_json(directory)
-        if stats.errors:
-            raise RuntimeError(f"import errors: {stats.errors[:3]}")
-        return stats.imported
+    def __getattribute__(self, name: str) -> Any:
+        if name in _CALLS:
+            call, result = _CALLS[name]
+            return lambda arg: result(call(self.sm, arg))
+        return super().__getattribute__(name)
 
     def close(self) -> None:
         self.sm.close()
+
+
+class AsyncStatekeeperStore(StatekeeperStore):
+    """statekeeper's AsyncStateManager: every call awaited in one task of an event loop, each
+    timed around its `await` alone."""
+
+    label = "statekeeper_async"
+
+    def __init__(self, url: str, synchronous: str | None) -> None:
+        from statekeeper import AsyncStateManager
+
+        options: dict[str, Any] = {} if synchronous is None else {"synchronous": synchronous}
+        self.loop = asyncio.new_event_loop()
+        self.am = AsyncStateManager(url, **options)
+        self.loop.run_until_complete(self.am.open())
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _CALLS:
+            loop, am = object.__getattribute__(self, "loop"), object.__getattribute__(self, "am")
+            call, result = _CALLS[name]
+            return lambda arg: result(loop.run_until_complete(call(am, arg)))
+        return object.__getattribute__(self, name)
+
+    def durability(self) -> str:
+        async def read() -> str:
+            async with self.am.engine.connect() as connection:
+                return await connection.run_sync(_durability)
+
+        return self.loop.run_until_complete(read())
+
+    def run_timed(self, op: str, args: list[Any], budget_s: float | None = None) -> Timed:
+        """As Store.run_timed, inside the loop: the clock sees the awaited call only."""
+        call, result = _CALLS[op]
+
+        async def timed() -> Timed:
+            latencies: list[int] = []
+            first: Any = None
+            last: Any = None
+            gc.collect()
+            clock = time.perf_counter_ns
+            started = clock()
+            deadline = started + int(budget_s * 1e9) if budget_s else None
+            for arg in args:
+                t0 = clock()
+                value = await call(self.am, arg)
+                t1 = clock()
+                latencies.append(t1 - t0)
+                last = value
+                if len(latencies) == 1:
+                    first = value
+                if deadline is not None and t1 > deadline and len(latencies) >= 50:
+                    break
+            return Timed(latencies, clock() - started, result(first), result(last))
+
+        return self.loop.run_until_complete(timed())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.am.close())
+        self.loop.close()
 
 
 class FloorStore(Store):
