@@ -8,13 +8,11 @@ must pass where they are not installed.
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib
 import sqlite3
-import time
 from typing import Any
 
-from benchlib.stores import SYNCHRONOUS, Loaded, Store, Timed
+from benchlib.stores import SYNCHRONOUS, Loaded, Store, Timed, time_awaited
 from benchlib.workload import CHAT_LIMIT, HISTORY_LIMIT, ChatArgs
 
 __all__ = ["AgentsSessionStore", "LangGraphStore"]
@@ -120,30 +118,16 @@ class AgentsSessionStore(Store):
         return asyncio.run(self._run(op, args, budget_s))
 
     async def _run(self, op: str, args: list[Any], budget_s: float | None) -> Timed:
-        latencies: list[int] = []
-        first: Any = None
-        result: Any = None
-        gc.collect()
-        clock = time.perf_counter_ns
-        started = clock()
-        deadline = started + int(budget_s * 1e9) if budget_s else None
-        for arg in args:
-            t0 = clock()
+        async def call(arg: Any) -> Any:
             if op == "add_chat_message":
                 await self.sessions[arg.session_id].add_items(
                     [{"role": "user", "content": arg.content}]
                 )
-                result = None
-            else:
-                items = await self.sessions[arg].get_items(limit=CHAT_LIMIT)
-                result = [item["content"] for item in items]
-            t1 = clock()
-            latencies.append(t1 - t0)
-            if len(latencies) == 1:
-                first = result
-            if deadline is not None and t1 > deadline and len(latencies) >= 50:
-                break
-        return Timed(latencies, clock() - started, first, result)
+                return None
+            items = await self.sessions[arg].get_items(limit=CHAT_LIMIT)
+            return [item["content"] for item in items]
+
+        return await time_awaited(call, args, budget_s)
 
     def close(self) -> None:
         for session in self.sessions.values():

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -37,6 +37,7 @@ __all__ = [
     "Store",
     "Timed",
     "sqlite_now",
+    "time_awaited",
 ]
 
 IMPORT_BATCH = 500
@@ -135,6 +136,29 @@ class Store:
 
 
 ALL_OPS = frozenset({*OPS, "import_json"})
+
+
+async def time_awaited(
+    call: Callable[[Any], Awaitable[Any]], args: list[Any], budget_s: float | None
+) -> Timed:
+    """Store.run_timed for a coroutine function: each `await call(arg)` timed alone."""
+    latencies: list[int] = []
+    first: Any = None
+    result: Any = None
+    gc.collect()
+    clock = time.perf_counter_ns
+    started = clock()
+    deadline = started + int(budget_s * 1e9) if budget_s else None
+    for arg in args:
+        t0 = clock()
+        result = await call(arg)
+        t1 = clock()
+        latencies.append(t1 - t0)
+        if len(latencies) == 1:
+            first = result
+        if deadline is not None and t1 > deadline and len(latencies) >= 50:
+            break
+    return Timed(latencies, clock() - started, first, result)
 
 
 def _durability(connection: Any) -> str:
@@ -266,28 +290,10 @@ class AsyncStatekeeperStore(StatekeeperStore):
     def run_timed(self, op: str, args: list[Any], budget_s: float | None = None) -> Timed:
         """As Store.run_timed, inside the loop: the clock sees the awaited call only."""
         call, result = _CALLS[op]
-
-        async def timed() -> Timed:
-            latencies: list[int] = []
-            first: Any = None
-            last: Any = None
-            gc.collect()
-            clock = time.perf_counter_ns
-            started = clock()
-            deadline = started + int(budget_s * 1e9) if budget_s else None
-            for arg in args:
-                t0 = clock()
-                value = await call(self.am, arg)
-                t1 = clock()
-                latencies.append(t1 - t0)
-                last = value
-                if len(latencies) == 1:
-                    first = value
-                if deadline is not None and t1 > deadline and len(latencies) >= 50:
-                    break
-            return Timed(latencies, clock() - started, result(first), result(last))
-
-        return self.loop.run_until_complete(timed())
+        timed = self.loop.run_until_complete(
+            time_awaited(lambda arg: call(self.am, arg), args, budget_s)
+        )
+        return timed._replace(first=result(timed.first), last=result(timed.last))
 
     def close(self) -> None:
         self.loop.run_until_complete(self.am.close())

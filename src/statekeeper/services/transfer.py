@@ -12,10 +12,11 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from statekeeper.errors import ImportFailed, SessionNotFound
 from statekeeper.executor import UnitOfWork
-from statekeeper.models import Base
+from statekeeper.models import Base, SessionRow
 from statekeeper.models.base import UTCDateTime
 from statekeeper.queries import sessions as sessions_q
 from statekeeper.values import utcnow
@@ -66,28 +67,62 @@ def _decode(column: sa.Column[Any], value: Any) -> Any:
     return value
 
 
-def _dump(table: sa.Table, rows: Iterable[Any]) -> list[dict[str, Any]]:
-    return [{c.name: _encode(c, row._mapping[c]) for c in table.columns} for row in rows]
+def _dump(rows: Iterable[Base | None]) -> list[dict[str, Any]]:
+    """Mapped objects as rows of their table: column name to JSON-ready value."""
+    dumped = []
+    for row in rows:
+        if row is None:
+            continue
+        mapper = sa.inspect(type(row))
+        table = _table(mapper.local_table.description)
+        dumped.append(
+            {
+                column.name: _encode(column, getattr(row, _attribute(mapper, column)))
+                for column in table.columns
+            }
+        )
+    return dumped
+
+
+def _attribute(mapper: sa.orm.Mapper[Any], column: sa.Column[Any]) -> str:
+    """The attribute a column is mapped to (`metadata` is `metadata_`)."""
+    return mapper.get_property_by_column(column).key
+
+
+_BELONGINGS = [
+    selectinload(relationship)
+    for relationship in (
+        SessionRow.workspace,
+        SessionRow.phases,
+        SessionRow.context,
+        SessionRow.instances,
+        SessionRow.chat_messages,
+        SessionRow.events,
+    )
+]
+"""Everything of a session, one query a relationship (their order is the models')."""
 
 
 def export_session(uow: UnitOfWork, session_id: str) -> dict[str, Any]:
-    """A JSON-ready document of the session and every row that belongs to it."""
-    row = uow.execute(sessions_q.BY_ID, {"sid": session_id}).first()
-    if row is None:
+    """A JSON-ready document of the session and every row that belongs to it.
+
+    Loaded through the ORM session of the unit of work, following the models'
+    relationships, so a new child table is exported by adding its relationship here.
+    """
+    session = uow.session.scalar(
+        sa.select(SessionRow).where(SessionRow.id == session_id).options(*_BELONGINGS)
+    )
+    if session is None:
         raise SessionNotFound(session_id)
-    workspaces = _table("workspaces")
     tables = {
-        "workspaces": _dump(
-            workspaces,
-            uow.execute(sa.select(workspaces).where(workspaces.c.id == row.workspace_id)),
-        )
+        "workspaces": _dump([session.workspace]),
+        "sessions": _dump([session]),
+        "phase_completions": _dump(session.phases),
+        "workflow_context": _dump([session.context]),
+        "instances": _dump(session.instances),
+        "chat_messages": _dump(session.chat_messages),
+        "events": _dump(session.events),
     }
-    for name, _surrogate, order in _SESSION_TABLES:
-        table = _table(name)
-        query = sa.select(table).where(_owner(table) == session_id)
-        if order is not None:
-            query = query.order_by(table.c[order])
-        tables[name] = _dump(table, uow.execute(query))
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
