@@ -106,6 +106,10 @@ def _engine_options(url: URL, settings: Settings) -> dict[str, Any]:
             options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
         else:
             _create_private_file(Path(str(url.database)))
+        # Returned connections are rolled back only when still in a transaction (the "reset"
+        # hook below): after a COMMIT the pool's own ROLLBACK is a wasted driver call, and
+        # under aiosqlite a wasted hop to its thread.
+        options["pool_reset_on_return"] = None
     # No pre-ping on PostgreSQL (a round trip per call): a connection found lost before its
     # unit of work commits is replaced and the unit of work run again (db.Database.run).
     options.update(settings.engine_options)
@@ -134,18 +138,23 @@ def create_async_engine(url: URL, settings: Settings | None = None) -> AsyncEngi
 def driver_sql(connection: sa.Connection, statement: str) -> None:
     """Run a statement on the DBAPI connection itself, outside SQLAlchemy's transaction.
 
-    Through the DBAPI-level cursor, which is the same call for pysqlite and for aiosqlite's
-    adapter (the aiosqlite connection's own `execute` is a coroutine).
+    pysqlite: through a cursor. aiosqlite: its connection's own `execute`, awaited through
+    the adapter's public `run_async`, so it costs one hop to aiosqlite's thread, not the
+    adapter cursor's three (create, execute, close).
     """
-    dbapi = connection.connection.dbapi_connection
-    assert dbapi is not None, "a checked-out connection has a DBAPI connection"
-    cursor = dbapi.cursor()
+    dbapi: Any = connection.connection.dbapi_connection
     try:
-        cursor.execute(statement)
+        if connection.dialect.is_async:
+            # The cursor it returns holds no rows (no statement sent here returns any).
+            dbapi.run_async(lambda driver: driver.execute(statement))
+            return
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(statement)
+        finally:
+            cursor.close()
     except connection.dialect.loaded_dbapi.Error as exc:
         raise sa.exc.OperationalError(statement, None, exc) from exc
-    finally:
-        cursor.close()
 
 
 def _create_private_file(path: Path) -> None:
@@ -181,6 +190,12 @@ def _install_sqlite_hooks(engine: Engine, settings: Settings) -> None:
             cursor.execute("PRAGMA temp_store=MEMORY")
         finally:
             cursor.close()
+
+    @event.listens_for(engine, "reset")
+    def _on_reset(dbapi_connection: Any, record: Any, reset_state: Any) -> None:
+        # Both drivers' connections say whether a transaction is open (sqlite3_get_autocommit).
+        if not reset_state.terminate_only and record.driver_connection.in_transaction:
+            dbapi_connection.rollback()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
