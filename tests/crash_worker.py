@@ -1,6 +1,6 @@
 """Worker process for the crash test: checkpoints phases until it is killed.
 
-Run as `python -m tests.crash_worker URL SESSION_ID [--split-context]`. It continues from
+Run as `python -m tests.crash_worker URL SESSION_ID [--split-context] [--async]`. It continues from
 the number of phases already stored, and prints `ack p<i>` (flushed) only after the save of
 phase i has returned, so every acknowledged phase must survive a SIGKILL.
 """
@@ -8,12 +8,13 @@ phase i has returned, so every acknowledged phase must survive a SIGKILL.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from decimal import Decimal
 from typing import Any
 
-from statekeeper import StateManager
+from statekeeper import AsyncStateManager, StateManager
 
 __all__ = ["context_for", "cost_for", "main", "output_for", "tokens_for"]
 
@@ -41,18 +42,47 @@ def context_for(i: int) -> dict[str, Any]:
     return {"last_phase": f"p{i}", "count": i + 1, "history": [f"p{j}" for j in range(i + 1)][-20:]}
 
 
+class _Awaited:
+    """AsyncStateManager's calls, each awaited to completion on this process's event loop."""
+
+    def __init__(self, url: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._manager = AsyncStateManager(url)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._manager, name)
+        return lambda *args, **kwargs: self._loop.run_until_complete(method(*args, **kwargs))
+
+    def __enter__(self) -> _Awaited:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._loop.run_until_complete(self._manager.close())
+        self._loop.close()
+
+
+def _manager(url: str, *, use_async: bool) -> Any:
+    return _Awaited(url) if use_async else StateManager(url)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Save phases from where the store left off, acknowledging each one on stdout."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("url")
     parser.add_argument("session_id")
     parser.add_argument(
+        "--async",
+        dest="use_async",
+        action="store_true",
+        help="save through AsyncStateManager, acknowledging after each awaited save returns",
+    )
+    parser.add_argument(
         "--split-context",
         action="store_true",
         help="deliberately non-atomic: save the phase, ack, stall, then save the context",
     )
     args = parser.parse_args(argv)
-    with StateManager(args.url) as sm:
+    with _manager(args.url, use_async=args.use_async) as sm:
         start = len(sm.get_completed_phases(args.session_id))
         print(f"ready {start}", flush=True)
         for i in range(start, PHASE_LIMIT):

@@ -146,14 +146,18 @@ def verify(sm: StateManager, session_id: str, known: int) -> int:
     return stored
 
 
-def test_sigkill_loses_no_acknowledged_phase(store_url: str, workers: list[Worker]) -> None:
+@pytest.mark.parametrize("manager", ["sync", "async"])
+def test_sigkill_loses_no_acknowledged_phase(
+    store_url: str, workers: list[Worker], manager: str
+) -> None:
     rng = random.Random(SEED)
+    options = ("--async",) if manager == "async" else ()
     with StateManager(store_url) as sm:
         session_id = sm.create_session("crash test", kind="crash")
         stored = verify(sm, session_id, 0)
         in_flight_committed = 0
         for _ in range(KILLS):
-            worker = Worker(store_url, session_id)
+            worker = Worker(store_url, session_id, *options)
             workers.append(worker)
             start = worker.ready()
             assert start == stored, "the worker must continue from what the store holds"
