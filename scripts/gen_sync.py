@@ -32,6 +32,7 @@ RENAMES = {
     "AsyncSearchAPI": "SearchAPI",
     "AsyncMaintenanceAPI": "MaintenanceAPI",
     "await_result": "call_result",
+    "AsyncLegacyMirror": "LegacyMirror",
 }
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -164,6 +164,24 @@ def sm(store_url: str, manager_kind: str) -> Iterator[StateManager]:
         return
     with AsyncFacade(store_url) as facade:
         yield cast(StateManager, facade)
+
+
+@pytest.fixture
+def open_sm(store_url: str, manager_kind: str) -> Iterator[Callable[..., StateManager]]:
+    """Opens managers of the kind under test, with options, on the store; closed after."""
+    opened: list[StateManager] = []
+
+    def open_manager(**options: Any) -> StateManager:
+        if manager_kind == "sync":
+            manager = StateManager(store_url, **options)
+        else:
+            manager = cast(StateManager, AsyncFacade(store_url, **options))
+        opened.append(manager)
+        return manager
+
+    yield open_manager
+    for manager in opened:
+        manager.close()
 
 
 @pytest.fixture

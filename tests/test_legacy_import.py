@@ -453,7 +453,7 @@ def test_cli_import_archive_and_validate(store_url: str, tmp_path: Path) -> None
 
     result = cli(store_url, "import-json", str(files / "good.json.archive"))
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("imported 0, skipped 2, errors 0")
+    assert result.stdout.startswith("imported 0, updated 0, skipped 2, errors 0")
     assert cli(store_url, "validate-json", str(files / "good.json.archive")).exit_code == 0
 
 

@@ -23,7 +23,8 @@ from statekeeper.api._async.worktree import AsyncWorktreeAPI
 from statekeeper.api.base import PathLike
 from statekeeper.asyncdb import AsyncDatabase
 from statekeeper.config import create_async_engine
-from statekeeper.opening import build_engine, open_store
+from statekeeper.importers._async.exporter import AsyncLegacyMirror
+from statekeeper.opening import build_engine, mirror_directory, open_store
 
 __all__ = ["AsyncStateManager"]
 
@@ -43,6 +44,7 @@ class AsyncStateManager(AsyncSessionsAPI, AsyncWorktreeAPI, AsyncSearchAPI, Asyn
         *,
         auto_migrate: bool = True,
         check_schema: bool = True,
+        legacy_mirror: PathLike | None = None,
         synchronous: str = "normal",
         busy_timeout_ms: int = 5_000,
         **engine_options: Any,
@@ -53,6 +55,9 @@ class AsyncStateManager(AsyncSessionsAPI, AsyncWorktreeAPI, AsyncSearchAPI, Asyn
         if check_schema:
             on_open = partial(migrate.ensure_schema, auto_migrate=auto_migrate)
         self._db = AsyncDatabase(engine, self.url, settings, on_open=on_open)
+        mirror = mirror_directory(legacy_mirror)
+        if mirror is not None:
+            self._db.on_commit = AsyncLegacyMirror(self._db, mirror)
 
     async def open(self) -> Self:
         """Check (and unless told otherwise, migrate) the schema now rather than on first use.

@@ -9,7 +9,7 @@ it; other tasks on the manager get connections of their own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -63,6 +63,8 @@ class AsyncDatabase:
         }
         self._plans = PlanCache(engine.dialect)
         self._scope = Scope(f"statekeeper_async_scope_{id(self)}")
+        self.on_commit: Callable[[set[str]], Awaitable[None]] | None = None
+        """Awaited after a commit with the workspaces whose sessions changed (legacy mirror)."""
 
     async def open(self) -> None:
         """Run the schema check of `on_open` once, before the first unit of work."""
@@ -90,13 +92,16 @@ class AsyncDatabase:
                 lambda _connection: run_in_block(block, self._plans, fn, write=write)
             )
         for attempt in range(self.retry.attempts):
+            changed: set[str] = set()
             try:
                 async with self._engines[write].connect() as connection:
-                    return await connection.run_sync(
-                        lambda sync: run_transaction(sync, self._plans, fn)
-                    )
+                    result = await connection.run_sync(run_transaction, self._plans, fn, changed)
             except (Reconnect, sa.exc.SQLAlchemyError) as exc:
                 await asyncio.sleep(self.retry.after(exc, attempt))
+                continue
+            if changed and self.on_commit is not None:
+                await self.on_commit(changed)
+            return result
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     @asynccontextmanager
@@ -130,6 +135,8 @@ class AsyncDatabase:
             self._scope.leave(token)
             await session.close()
             await connection.close()
+        if block.changed and self.on_commit is not None:
+            await self.on_commit(block.changed)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -106,10 +106,15 @@ class RetryPolicy:
         raise translate_error(exc) from exc
 
 
-def run_transaction(connection: Connection, plans: PlanCache, fn: Work[T]) -> T:
-    """One attempt of a unit of work on SQLAlchemy: begin, run, flush the ORM, commit."""
+def run_transaction(
+    connection: Connection, plans: PlanCache, fn: Work[T], changed: set[str] | None = None
+) -> T:
+    """One attempt of a unit of work on SQLAlchemy: begin, run, flush the ORM, commit.
+
+    `changed` collects the workspaces whose sessions it changed.
+    """
     transaction = connection.begin()
-    uow = UnitOfWork(connection.dialect, plans, connection=connection)
+    uow = UnitOfWork(connection.dialect, plans, connection=connection, changed=changed)
     try:
         result = fn(uow)
         uow.flush()
@@ -136,6 +141,8 @@ class Block:
     """What the block yields: the Session, or the AsyncSession wrapping it."""
     runner: Any = None
     """The AsyncConnection the block's calls run through (async manager only)."""
+    changed: set[str] = field(default_factory=set)
+    """Workspaces whose sessions the block's calls changed."""
 
 
 def run_in_block(block: Block, plans: PlanCache, fn: Work[T], *, write: bool) -> T:
@@ -149,7 +156,11 @@ def run_in_block(block: Block, plans: PlanCache, fn: Work[T], *, write: bool) ->
         if session.new or session.dirty or session.deleted:
             session.flush()
         uow = UnitOfWork(
-            block.connection.dialect, plans, connection=block.connection, session=session
+            block.connection.dialect,
+            plans,
+            connection=block.connection,
+            session=session,
+            changed=block.changed,
         )
         if not write:
             return fn(uow)
@@ -283,6 +294,8 @@ class Database:
         self._plans = PlanCache(engine.dialect)
         self._parked = ParkedConnections(engine)
         self._scope = Scope(f"statekeeper_scope_{id(self)}")
+        self.on_commit: Callable[[set[str]], None] | None = None
+        """Called after a commit with the workspaces whose sessions changed (legacy mirror)."""
         self.fallbacks = 0
         """Direct units of work that had to rerun on SQLAlchemy (tests keep this at 0)."""
         reference = weakref.ref(self)
@@ -303,23 +316,29 @@ class Database:
         if block is not None:
             return run_in_block(block, self._plans, fn, write=write)
         for attempt in range(self.retry.attempts):
+            changed: set[str] = set()
             try:
-                return self._attempt(fn, write=write, direct=direct)
+                result = self._attempt(fn, write=write, direct=direct, changed=changed)
             except (Reconnect, sa.exc.SQLAlchemyError) as exc:
                 time.sleep(self.retry.after(exc, attempt))
+                continue
+            if changed and self.on_commit is not None:
+                self.on_commit(changed)
+            return result
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _attempt(self, fn: Work[T], *, write: bool, direct: bool) -> T:
+    def _attempt(self, fn: Work[T], *, write: bool, direct: bool, changed: set[str]) -> T:
         """One try: on the driver alone when the caller marked every statement as direct."""
         if direct and self._plans.direct:
             try:
-                return self._run_on_driver(fn, write=write)
+                return self._run_on_driver(fn, write=write, changed=changed)
             except NeedsConnection:
                 self.fallbacks += 1  # a statement only SQLAlchemy can run: a wrong marker
+                changed.clear()
         with self._engines[write].connect() as connection:
-            return run_transaction(connection, self._plans, fn)
+            return run_transaction(connection, self._plans, fn, changed)
 
-    def _run_on_driver(self, fn: Work[T], *, write: bool) -> T:
+    def _run_on_driver(self, fn: Work[T], *, write: bool, changed: set[str]) -> T:
         """A SQLite transaction on a driver connection, without SQLAlchemy's Connection.
 
         SQLAlchemy's connect, begin and commit cost about 17 µs a call; a parked connection
@@ -335,7 +354,7 @@ class Database:
             with driver_errors(dialect, begin):
                 driver.execute(begin)  # type: ignore[union-attr]
             try:
-                result = fn(UnitOfWork(dialect, self._plans, driver=driver))
+                result = fn(UnitOfWork(dialect, self._plans, driver=driver, changed=changed))
             except BaseException:
                 driver.rollback()  # type: ignore[union-attr]
                 clean = True
@@ -361,7 +380,8 @@ class Database:
         except sa.exc.SQLAlchemyError as exc:
             raise translate_error(exc) from exc
         session = Session(bind=connection, expire_on_commit=False)
-        token = self._scope.enter(Block(connection, session, current_owner(), session))
+        block = Block(connection, session, current_owner(), session)
+        token = self._scope.enter(block)
         try:
             yield session
             try:
@@ -373,6 +393,8 @@ class Database:
             self._scope.leave(token)
             session.close()
             connection.close()
+        if block.changed and self.on_commit is not None:
+            self.on_commit(block.changed)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

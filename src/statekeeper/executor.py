@@ -263,7 +263,7 @@ class UnitOfWork:
     the ORM session, raise NeedsConnection, and the unit of work reruns on SQLAlchemy.
     """
 
-    __slots__ = ("_driver", "_plans", "_session", "connection", "dialect")
+    __slots__ = ("_driver", "_plans", "_session", "changed", "connection", "dialect")
 
     def __init__(
         self,
@@ -273,12 +273,15 @@ class UnitOfWork:
         connection: Connection | None = None,
         driver: Any = None,
         session: Session | None = None,
+        changed: set[str] | None = None,
     ) -> None:
         self.connection = connection
         self.dialect = dialect
         self._plans = plans
         self._driver = driver
         self._session = session
+        self.changed = set() if changed is None else changed
+        """Workspaces whose sessions this unit of work changed (for the legacy mirror)."""
 
     @property
     def session(self) -> Session:
@@ -288,6 +291,11 @@ class UnitOfWork:
                 raise NeedsConnection
             self._session = Session(bind=self.connection, expire_on_commit=False)
         return self._session
+
+    def changed_workspace(self, workspace_id: str | None) -> None:
+        """Note that a session of this workspace changed (None: a session without one)."""
+        if workspace_id is not None:
+            self.changed.add(workspace_id)
 
     def flush(self) -> None:
         """Send what the ORM session holds, before the transaction commits."""

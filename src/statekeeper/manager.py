@@ -18,7 +18,8 @@ from statekeeper.api._sync.worktree import WorktreeAPI
 from statekeeper.api.base import PathLike
 from statekeeper.config import create_engine
 from statekeeper.db import Database
-from statekeeper.opening import build_engine, open_store
+from statekeeper.importers._sync.exporter import LegacyMirror
+from statekeeper.opening import build_engine, mirror_directory, open_store
 
 __all__ = ["StateManager"]
 
@@ -30,6 +31,8 @@ class StateManager(SessionsAPI, WorktreeAPI, SearchAPI, MaintenanceAPI):
     `state.db` in the user data directory. The schema is migrated to head on open unless
     `auto_migrate=False`, which instead refuses a database that is not at head.
     `check_schema=False` opens a store at any revision (for `statekeeper db` commands).
+    `legacy_mirror=DIR` (or $STATEKEEPER_LEGACY_MIRROR) keeps the legacy editor's files in
+    DIR current after every committed change (docs/legacy-migration.md).
     """
 
     def __init__(
@@ -38,12 +41,16 @@ class StateManager(SessionsAPI, WorktreeAPI, SearchAPI, MaintenanceAPI):
         *,
         auto_migrate: bool = True,
         check_schema: bool = True,
+        legacy_mirror: PathLike | None = None,
         synchronous: str = "normal",
         busy_timeout_ms: int = 5_000,
         **engine_options: Any,
     ) -> None:
         self.url, settings = open_store(url, synchronous, busy_timeout_ms, engine_options)
         self._db = Database(build_engine(create_engine, self.url, settings))
+        mirror = mirror_directory(legacy_mirror)
+        if mirror is not None:
+            self._db.on_commit = LegacyMirror(self._db, mirror)
         if not check_schema:
             return
         try:

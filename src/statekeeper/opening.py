@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -13,7 +15,9 @@ from statekeeper.config import Settings, resolve_url
 from statekeeper.errors import InvalidInput, StorageError
 from statekeeper.values import check_non_negative_int
 
-__all__ = ["build_engine", "open_store"]
+__all__ = ["ENV_LEGACY_MIRROR", "build_engine", "mirror_directory", "open_store"]
+
+ENV_LEGACY_MIRROR = "STATEKEEPER_LEGACY_MIRROR"
 
 E = TypeVar("E")
 
@@ -33,6 +37,17 @@ def open_store(
         engine_options=engine_options,
     )
     return resolve_url(url), settings
+
+
+def mirror_directory(legacy_mirror: PathLike | None) -> Path | None:
+    """Where the legacy mirror writes: the argument, else $STATEKEEPER_LEGACY_MIRROR."""
+    chosen = legacy_mirror if legacy_mirror is not None else os.environ.get(ENV_LEGACY_MIRROR)
+    if chosen is None or not os.fspath(chosen):
+        return None
+    directory = Path(chosen).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise InvalidInput("legacy_mirror", f"{directory} is not a directory")
+    return directory
 
 
 def build_engine(factory: Callable[[URL, Settings], E], url: URL, settings: Settings) -> E:

@@ -79,12 +79,19 @@ def import_json(
             help="Rename each file whose sessions all validate to <name>.json.archive.",
         ),
     ] = False,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="Replace stored sessions whose copy in the files differs (never deletes).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Import the legacy editor's session files; exit 1 if any file or session failed."""
     with open_manager(ctx) as sm:
         with _progress_bar() as progress:
-            stats = sm.import_json(path, workspace=workspace, progress=progress)
+            stats = sm.import_json(path, workspace=workspace, update=update, progress=progress)
         archived = _archive(sm, path, stats) if archive else []
     if as_json:
         emit_json(
@@ -94,7 +101,10 @@ def import_json(
             }
         )
     else:
-        say(f"imported {stats.imported}, skipped {stats.skipped}, errors {len(stats.errors)}")
+        say(
+            f"imported {stats.imported}, updated {stats.updated}, skipped {stats.skipped}, "
+            f"errors {len(stats.errors)}"
+        )
         if stats.errors:
             print_table(["file", "error"], stats.errors, title="Errors")
         if archived:

@@ -38,7 +38,13 @@ def insert_new(uow: UnitOfWork, sessions: Sequence[WorktreeSession], owner: Owne
         worktree.insert_many(uow, new, workspace_id, event_type=EVENT_TYPE)
     if homeless and workspace_id is not None:
         uow.execute(q.ADOPT, {"sids": homeless, "owner": workspace_id})
+        uow.changed_workspace(workspace_id)
     return len(new)
+
+
+def replace(uow: UnitOfWork, session: WorktreeSession, owner: Owner) -> None:
+    """Replace a stored session by its legacy copy: fields, instances and chat."""
+    worktree.save(uow, session, owner(uow))
 
 
 def stored(uow: UnitOfWork, session_ids: Sequence[str]) -> dict[str, WorktreeSession]:

@@ -41,6 +41,7 @@ BY_ID = prepared(sa.select(SESSIONS).where(SESSIONS.c.id == _ID))
 LOCK = prepared(
     sa.select(
         SESSIONS.c.status,
+        SESSIONS.c.workspace_id,
         SESSIONS.c.created_at,
         SESSIONS.c.cost_usd,
         SESSIONS.c.tokens_in,
@@ -58,7 +59,7 @@ TOUCH = prepared(
     sa.update(SESSIONS)
     .where(SESSIONS.c.id == _ID)
     .values(updated_at=sa.bindparam("now"))
-    .returning(SESSIONS.c.status)
+    .returning(SESSIONS.c.status, SESSIONS.c.workspace_id)
 )
 """Mark a session changed, locking its row, in one round trip (params: sid, now)."""
 
@@ -176,8 +177,11 @@ def cost_by_day(dialect: str, since: datetime) -> AnySelect:
     )
 
 
-def cleanup(cutoff: datetime) -> sa.Delete:
-    """Completed and failed sessions finished before `cutoff` (their rows cascade)."""
-    return sa.delete(SESSIONS).where(
-        SESSIONS.c.status.in_(_TERMINAL), SESSIONS.c.completed_at < cutoff
+def cleanup(cutoff: datetime) -> sa.Executable:
+    """Completed and failed sessions finished before `cutoff` (their rows cascade); returns
+    each one's workspace."""
+    return (
+        sa.delete(SESSIONS)
+        .where(SESSIONS.c.status.in_(_TERMINAL), SESSIONS.c.completed_at < cutoff)
+        .returning(SESSIONS.c.workspace_id)
     )

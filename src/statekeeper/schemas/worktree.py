@@ -152,6 +152,8 @@ class ImportStats(DTO):
     imported: int = 0
     skipped: int = 0
     errors: list[tuple[str, str]] = Field(default_factory=list)
+    updated: int = 0
+    """Stored sessions replaced by a legacy copy that differed (`update=True`)."""
 
 
 class ValidationReport(DTO):

@@ -47,22 +47,31 @@ def parse_status(value: SessionStatus | str, field: str = "status") -> SessionSt
         raise InvalidInput(field, f"unknown status {value!r} (allowed: {allowed})") from None
 
 
-def lock(uow: UnitOfWork, session_id: str, *, allow_completed: bool = False) -> Any:
-    """Lock a session for a write; return status, created_at and totals; check it may change."""
+def lock(
+    uow: UnitOfWork, session_id: str, *, allow_completed: bool = False, changes: bool = True
+) -> Any:
+    """Lock a session for a write; return status, created_at and totals; check it may change.
+
+    `changes=False`: the write leaves the session itself as it was (an event about it).
+    """
     check_id(session_id, "session_id")
     row = uow.execute(q.LOCK, {"sid": session_id}).first()
     if row is None:
         raise SessionNotFound(session_id)
     if not allow_completed and row.status == SessionStatus.COMPLETED:
         raise SessionCompleted(session_id)
+    if changes:
+        uow.changed_workspace(row.workspace_id)
     return row
 
 
 def touch(uow: UnitOfWork, session_id: str, now: datetime) -> None:
     """Mark a session changed, locking it, in one statement; any status may change this way."""
     check_id(session_id, "session_id")
-    if uow.execute(q.TOUCH, {"sid": session_id, "now": now}).first() is None:
+    row = uow.execute(q.TOUCH, {"sid": session_id, "now": now}).first()
+    if row is None:
         raise SessionNotFound(session_id)
+    uow.changed_workspace(row.workspace_id)
 
 
 def create(
@@ -105,6 +114,7 @@ def create(
         if "sessions.id" in str(exc.orig) or "uq_sessions_id" in str(exc.orig):
             raise InvalidInput("session_id", f"a session {session_id!r} already exists") from None
         raise
+    uow.changed_workspace(workspace_id)
     events.append(
         uow,
         session_id=session_id,
@@ -214,7 +224,10 @@ def delete(uow: UnitOfWork, session_id: str) -> None:
 
 def cleanup(uow: UnitOfWork, days: int) -> int:
     """Delete completed and failed sessions that finished more than `days` days ago."""
-    return uow.execute(q.cleanup(utcnow() - timedelta(days=days))).rowcount
+    deleted = uow.execute(q.cleanup(utcnow() - timedelta(days=days))).all()
+    for (workspace_id,) in deleted:
+        uow.changed_workspace(workspace_id)
+    return len(deleted)
 
 
 def _elapsed_ms(start: datetime, end: datetime) -> int:

@@ -139,6 +139,8 @@ def save(uow: UnitOfWork, session: WorktreeSession, workspace_id: str | None) ->
         values["duration_ms"] = sessions_q.kept_duration(session.total_duration)
     if workspace_id is not None:
         values["workspace_id"] = workspace_id
+    uow.changed_workspace(locked.workspace_id)
+    uow.changed_workspace(workspace_id)
     uow.execute(sessions_q.update(session.id, **values))
     uow.execute(q.DELETE_INSTANCES, {"sid": session.id})
     uow.execute(q.DELETE_CHAT, {"sid": session.id})
@@ -164,6 +166,7 @@ def insert_many(
     """Insert new sessions with their instances and chat in a few batched statements."""
     if not sessions:
         return
+    uow.changed_workspace(workspace_id)
     now = utcnow()
     uow.execute(
         sessions_q.INSERT,

@@ -284,7 +284,7 @@ class AsyncSessionsAPI(AsyncManagerBase):
 
         def record(uow: UnitOfWork) -> str:
             if session_id is not None:
-                sessions_service.lock(uow, session_id, allow_completed=True)
+                sessions_service.lock(uow, session_id, allow_completed=True, changes=False)
             return events.append(
                 uow,
                 event_type=event_type,

@@ -11,9 +11,7 @@ from statekeeper.api.base import AsyncManagerBase, PathLike, positive
 from statekeeper.enums import ChatRole, InstanceStatus, SessionStatus
 from statekeeper.errors import InvalidInput
 from statekeeper.executor import UnitOfWork
-from statekeeper.files import write_json_atomic
-from statekeeper.importers import legacy
-from statekeeper.importers._async import importer, validator
+from statekeeper.importers._async import exporter, importer, validator
 from statekeeper.importers.store import Progress
 from statekeeper.schemas import (
     ChatMessage,
@@ -206,16 +204,19 @@ class AsyncWorktreeAPI(AsyncManagerBase):
         path: PathLike,
         *,
         workspace: PathLike | None = None,
+        update: bool = False,
         progress: Progress | None = None,
     ) -> ImportStats:
         """Import the legacy editor's session files: one file, or each `*.json` in a directory.
 
-        Bad files and sessions are listed in `errors`, already stored ids counted as skipped.
-        A leading `~` in `path` is the home directory.
+        Bad files and sessions are listed in `errors`. A stored session is skipped, unless
+        `update` is true and its legacy copy differs: then it is replaced by that copy,
+        instances and chat included, in a transaction of its own (counted in `updated`).
+        A session missing from the files is never deleted. `~` is the home directory.
         """
         canonical = None if workspace is None else workspaces.canonical_path(workspace)
         return await importer.import_json(
-            self._db, Path(path), workspace=canonical, progress=progress
+            self._db, Path(path), workspace=canonical, update=update, progress=progress
         )
 
     async def validate_import(self, path: PathLike) -> ValidationReport:
@@ -229,10 +230,4 @@ class AsyncWorktreeAPI(AsyncManagerBase):
         directory, as in a shell.
         """
         workspace_id = workspaces.workspace_id(workspace)
-        newest_first = await self._db.run(
-            lambda uow: worktree.list_in_workspace(uow, workspace_id, None, None), write=False
-        )
-        write_json_atomic(
-            Path(path).expanduser(), [legacy.dump(session) for session in reversed(newest_first)]
-        )
-        return len(newest_first)
+        return await exporter.write_workspace(self._db, workspace_id, Path(path).expanduser())

@@ -281,7 +281,7 @@ class SessionsAPI(ManagerBase):
 
         def record(uow: UnitOfWork) -> str:
             if session_id is not None:
-                sessions_service.lock(uow, session_id, allow_completed=True)
+                sessions_service.lock(uow, session_id, allow_completed=True, changes=False)
             return events.append(
                 uow,
                 event_type=event_type,

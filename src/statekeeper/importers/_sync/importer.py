@@ -9,10 +9,11 @@ an id found stored counts as skipped, so a copy that failed leaves its id to a l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from statekeeper.db import Database
-from statekeeper.errors import InvalidInput
+from statekeeper.errors import InvalidInput, StateError
 from statekeeper.importers import legacy, store
 from statekeeper.importers.store import BATCH_SIZE, Progress
 from statekeeper.schemas import ImportStats, WorktreeSession
@@ -28,6 +29,7 @@ class _Run:
 
     database: Database
     workspace: str | None
+    update: bool
     stats: ImportStats = field(default_factory=ImportStats)
 
     def owner(self, path: Path) -> store.Owner:
@@ -68,13 +70,17 @@ class _Run:
             return
         sessions = list(batch.values())
         try:
-            self.count(sessions, self.insert(sessions, owner))
+            imported = self.insert(sessions, owner)
         except InvalidInput:
             for session in sessions:
                 try:
-                    self.count([session], self.insert([session], owner))
+                    imported = self.insert([session], owner)
                 except InvalidInput as exc:
                     self.stats.errors.append((str(path), f"session {session.id}: {exc}"))
+                else:
+                    self.count(path, [session], imported, owner)
+        else:
+            self.count(path, sessions, imported, owner)
 
     def insert(self, batch: list[WorktreeSession], owner: store.Owner) -> int:
         """Store the batch's new sessions in one transaction; returns how many were new."""
@@ -82,10 +88,32 @@ class _Run:
             lambda uow: store.insert_new(uow, batch, owner), write=True, direct=True
         )
 
-    def count(self, batch: list[WorktreeSession], imported: int) -> None:
-        """Add a stored batch to the totals: what was not new was already there."""
+    def count(
+        self, path: Path, batch: list[WorktreeSession], imported: int, owner: store.Owner
+    ) -> None:
+        """Add a stored batch to the totals, replacing the stored sessions that differ from
+        their copy in the file when updating; what is neither new nor replaced is skipped."""
+        changed = self.changed(batch) if self.update else []
+        for session in changed:
+            try:
+                self.database.run(partial(store.replace, session=session, owner=owner), write=True)
+            except StateError as exc:
+                self.stats.errors.append((str(path), f"session {session.id}: {exc}"))
+            else:
+                self.stats.updated += 1
         self.stats.imported += imported
-        self.stats.skipped += len(batch) - imported
+        self.stats.skipped += len(batch) - imported - len(changed)
+
+    def changed(self, batch: list[WorktreeSession]) -> list[WorktreeSession]:
+        """The sessions of the batch whose stored copy differs (one read for the batch)."""
+        ids = [session.id for session in batch]
+        stored = self.database.run(lambda uow: store.stored(uow, ids), write=False)
+        return [
+            session
+            for session in batch
+            if session.id in stored
+            and legacy.normalized(stored[session.id]) != legacy.normalized(session)
+        ]
 
 
 def import_json(
@@ -93,11 +121,12 @@ def import_json(
     path: Path,
     *,
     workspace: str | None = None,
+    update: bool = False,
     progress: Progress | None = None,
 ) -> ImportStats:
     """Import a legacy file, or every `*.json` file directly inside a directory."""
     paths = legacy.legacy_files(path)
-    run = _Run(database, workspace)
+    run = _Run(database, workspace, update)
     if progress is not None:
         progress(0, len(paths))
     for done, file in enumerate(paths, start=1):
