@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -160,6 +160,10 @@ class AsyncDatabase:
                 await connection.run_sync(lambda sync: read_only(sync, on=False))
             finally:
                 await connection.close()
+
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking file work (writing, fsyncing) in a worker thread, off the loop."""
+        return await asyncio.to_thread(fn, *args)
 
     async def run_on_connection(self, fn: Callable[[Connection], T]) -> T:
         """Run maintenance on a connection of its own (no transaction opened for it)."""

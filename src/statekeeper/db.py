@@ -415,6 +415,10 @@ class Database:
             finally:
                 connection.close()
 
+    def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call blocking file work (the async manager runs it in a worker thread)."""
+        return fn(*args)
+
     def run_on_connection(self, fn: Callable[[Connection], T]) -> T:
         """Run maintenance on a connection of its own (no transaction opened for it)."""
         try:

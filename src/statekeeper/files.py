@@ -27,6 +27,21 @@ def write_json_atomic(path: Path, document: Any) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable across power loss, where the OS allows it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory; the rename itself is atomic
+    finally:
+        os.close(fd)
 
 
 def read_json(path: Path) -> Any:

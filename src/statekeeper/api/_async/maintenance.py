@@ -26,11 +26,11 @@ class AsyncMaintenanceAPI(AsyncManagerBase):
         document = await self._db.run(
             lambda uow: transfer.export_session(uow, session_id), write=False
         )
-        write_json_atomic(Path(path), document)
+        await self._db.offload(write_json_atomic, Path(path), document)
 
     async def import_session(self, path: PathLike) -> str:
         """Import a document written by `export_session`; all of it or nothing. Returns the id."""
-        document = read_json(Path(path))
+        document = await self._db.offload(read_json, Path(path))
         try:
             return await self._db.run(
                 lambda uow: transfer.import_session(uow, document), write=True

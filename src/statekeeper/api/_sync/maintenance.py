@@ -25,11 +25,11 @@ class MaintenanceAPI(ManagerBase):
     def export_session(self, session_id: str, path: PathLike) -> None:
         """Write the session and everything that belongs to it as one JSON document."""
         document = self._db.run(lambda uow: transfer.export_session(uow, session_id), write=False)
-        write_json_atomic(Path(path), document)
+        self._db.offload(write_json_atomic, Path(path), document)
 
     def import_session(self, path: PathLike) -> str:
         """Import a document written by `export_session`; all of it or nothing. Returns the id."""
-        document = read_json(Path(path))
+        document = self._db.offload(read_json, Path(path))
         try:
             return self._db.run(lambda uow: transfer.import_session(uow, document), write=True)
         except ImportFailed as exc:

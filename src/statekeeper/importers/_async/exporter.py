@@ -24,7 +24,8 @@ async def write_workspace(database: AsyncDatabase, workspace_id: str, path: Path
     newest_first = await database.run(
         lambda uow: worktree.list_in_workspace(uow, workspace_id, None, None), write=False
     )
-    write_json_atomic(path, [legacy.dump(session) for session in reversed(newest_first)])
+    document = [legacy.dump(session) for session in reversed(newest_first)]
+    await database.offload(write_json_atomic, path, document)
     return len(newest_first)
 
 

@@ -25,7 +25,8 @@ def write_workspace(database: Database, workspace_id: str, path: Path) -> int:
     newest_first = database.run(
         lambda uow: worktree.list_in_workspace(uow, workspace_id, None, None), write=False
     )
-    write_json_atomic(path, [legacy.dump(session) for session in reversed(newest_first)])
+    document = [legacy.dump(session) for session in reversed(newest_first)]
+    database.offload(write_json_atomic, path, document)
     return len(newest_first)
 
 
