@@ -182,6 +182,14 @@ def test_the_read_only_session_refuses_every_write(sync_sm: StateManager) -> Non
     assert sync_sm.get_total_sessions() == 1
     sync_sm.create_session("the connection writes again once returned to the pool")
     assert sync_sm.get_total_sessions() == 2
+    probe = (
+        "PRAGMA query_only"
+        if sync_sm.engine.dialect.name == "sqlite"
+        else ("SHOW transaction_read_only")
+    )
+    for _ in range(12):  # every pooled connection in turn: none is left read-only
+        with sync_sm.engine.connect() as connection:
+            assert str(connection.exec_driver_sql(probe).scalar()) in ("0", "off")
 
 
 def test_the_applications_rows_commit_with_the_block(app_sm: StateManager) -> None:

@@ -155,9 +155,11 @@ class AsyncDatabase:
             yield session
         finally:
             await session.close()
-            await connection.rollback()
             try:
+                await connection.rollback()
                 await connection.run_sync(lambda sync: read_only(sync, on=False))
+            except sa.exc.SQLAlchemyError:
+                await connection.invalidate()  # never back to the pool still read-only
             finally:
                 await connection.close()
 

@@ -409,9 +409,11 @@ class Database:
             yield session
         finally:
             session.close()
-            connection.rollback()
             try:
+                connection.rollback()
                 read_only(connection, on=False)
+            except sa.exc.SQLAlchemyError:
+                connection.invalidate()  # never back to the pool still read-only
             finally:
                 connection.close()
 
