@@ -321,14 +321,15 @@ def main() -> int:
     if args.worker:
         return run_worker(args.db, args.worker)
 
-    db: Path = args.db or Path(tempfile.mkdtemp(prefix="statekeeper-demo-")) / "demo.db"
     console = Console()
     started = time.monotonic()
-    try:
-        run_demo(console, db)
-    except DemoFailed as exc:
-        console.print(f"[bold red]DEMO FAILED[/bold red]: {exc}")
-        return 1
+    with tempfile.TemporaryDirectory(prefix="statekeeper-demo-") as scratch:
+        db: Path = args.db or Path(scratch) / "demo.db"
+        try:
+            run_demo(console, db)
+        except DemoFailed as exc:
+            console.print(f"[bold red]DEMO FAILED[/bold red]: {exc}")
+            return 1
     console.print(
         f"\n[bold green]All checks passed[/bold green] in {time.monotonic() - started:.1f} s"
     )

@@ -192,6 +192,28 @@ def test_sessions_show(store_url: str) -> None:
     assert ISO_TIME.search(text)
 
 
+def test_sessions_show_instances_and_chat(store_url: str) -> None:
+    with StateManager(store_url) as sm:
+        sid = sm.create_session("worktree", kind="competition")
+        sm.add_instance(
+            sid, 1, worktree_path="/w/1", branch="agent-1", agent_name="dev", tmux_session_id="t"
+        )
+        sm.add_chat_message(sid, "user", "fix the flaky test", instance_number=1)
+    shown = ok_json(store_url, "sessions", "show", sid)
+    assert [(i["instance_id"], i["branch"]) for i in shown["instances"]] == [(1, "agent-1")]
+    assert [(m["role"], m["content"]) for m in shown["chat"]] == [("user", "fix the flaky test")]
+    text = cli(store_url, "sessions", "show", sid).stdout
+    assert "agent-1" in text and "fix the flaky test" in text
+
+
+def test_version() -> None:
+    from statekeeper import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"statekeeper {__version__}\n"
+
+
 def test_sessions_show_without_context(store_url: str) -> None:
     _, running = seed(store_url)
     assert ok_json(store_url, "sessions", "show", running)["context"] is None

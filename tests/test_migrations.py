@@ -146,6 +146,25 @@ def test_alembic_takes_the_url_from_the_environment(tmp_path: Path) -> None:
         assert sm.get_total_sessions() == 0
 
 
+def test_a_minimal_ini_naming_the_packaged_scripts_works(tmp_path: Path) -> None:
+    """What a user of the installed package writes: no logging sections, no path to a repo."""
+    ini = tmp_path / "alembic.ini"
+    ini.write_text("[alembic]\nscript_location = statekeeper:migrations\n")
+    path = tmp_path / "minimal.db"
+    alembic = str(Path(sys.executable).with_name("alembic"))
+    result = subprocess.run(
+        [alembic, "-c", str(ini), "-x", f"url={path}", "upgrade", "head"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    with StateManager(path, auto_migrate=False) as sm:
+        assert sm.schema_status().at_head
+
+
 def test_a_failed_migration_changes_nothing(engine: sa.Engine, empty_url: str) -> None:
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE chat_messages (squatter INTEGER)")

@@ -44,6 +44,15 @@ app.command("import-json")(legacy.import_json)
 app.command("validate-json")(legacy.validate_json)
 
 
+def _print_version(wanted: bool) -> None:
+    """`--version`: print the installed version and stop."""
+    if wanted:
+        from statekeeper import __version__
+
+        typer.echo(f"statekeeper {__version__}")
+        raise typer.Exit
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -55,6 +64,15 @@ def _root(
             "(default: $STATEKEEPER_URL, else state.db in the user data directory).",
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the installed version and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Inspect and maintain statekeeper's store of AI-agent workflow state."""
     ctx.obj = url

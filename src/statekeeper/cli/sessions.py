@@ -83,19 +83,23 @@ def search(
 
 @app.command()
 def show(ctx: typer.Context, session_id: SessionId, as_json: JsonFlag = False) -> None:
-    """Show a session with its completed phases and saved context."""
+    """Show a session with its completed phases, saved context, instances and chat."""
     with open_manager(ctx) as sm:
         session = sm.get_session(session_id)
         if session is None:
             raise SessionNotFound(session_id)
         phases = sm.get_completed_phases(session_id)
         context = sm.load_context(session_id)
+        instances = sm.get_instances(session_id)
+        chat = sm.get_chat_history(session_id)
     if as_json:
         emit_json(
             {
                 "session": session.model_dump(mode="json"),
                 "phases": [phase.model_dump(mode="json") for phase in phases],
                 "context": None if context is None else context.model_dump(mode="json"),
+                "instances": [instance.model_dump(mode="json") for instance in instances],
+                "chat": [message.model_dump(mode="json") for message in chat],
             }
         )
         return
@@ -112,6 +116,21 @@ def show(ctx: typer.Context, session_id: SessionId, as_json: JsonFlag = False) -
         say("no saved context")
     else:
         print_fields(context.model_dump().items(), title="Context")
+    if instances:
+        print_table(
+            ["instance", "status", "agent_name", "branch", "worktree_path", "files_changed"],
+            [
+                (i.instance_id, i.status, i.agent_name, i.branch, i.worktree_path, i.files_changed)
+                for i in instances
+            ],
+            title="Instances",
+        )
+    if chat:
+        print_table(
+            ["timestamp", "role", "instance", "content"],
+            [(m.timestamp, m.role, m.instance_id, m.content) for m in chat],
+            title="Chat",
+        )
 
 
 @app.command()

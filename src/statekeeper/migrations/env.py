@@ -19,7 +19,13 @@ from statekeeper.models import Base
 from statekeeper.values import utcnow
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get("connection") is None:
+# Logging as the ini says, when it says anything: a minimal ini (script_location only,
+# as for an installed package) has no logging sections, which fileConfig would refuse.
+if (
+    config.config_file_name is not None
+    and config.attributes.get("connection") is None
+    and config.file_config.has_section("formatters")
+):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
