@@ -1,0 +1,200 @@
+"""DataFrames for notebooks: roll-ups per session, per phase and per day (pandas required).
+
+Each function takes a StateManager (anything with an `engine`), a URL (or SQLite path) or
+an Engine and reads the
+views of migration 0003 through SQLAlchemy with the models' types, then fixes the dtypes,
+so a frame is the same on SQLite and PostgreSQL: timestamps `datetime64[us, UTC]`, counts
+and milliseconds `Int64`, money `float64` rounded to 8 places (exact to the cent), text
+`string`, JSON decoded to Python objects. `pip install 'statekeeper[analytics]'`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+
+from statekeeper.config import create_engine, resolve_url
+from statekeeper.models.base import JsonValue, Money, UTCDateTime
+from statekeeper.values import MONEY_PLACES
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+__all__ = ["daily_costs", "phase_durations", "phase_stats", "session_stats"]
+
+_TEXT, _INT, _MONEY, _TIME, _JSON, _FLOAT, _DAY = (
+    "string",
+    "Int64",
+    "money",
+    "time",
+    "json",
+    "float64",
+    "day",
+)
+
+_SESSION_STATS: Mapping[str, str] = {
+    "session_id": _TEXT,
+    "subject": _TEXT,
+    "kind": _TEXT,
+    "status": _TEXT,
+    "model": _TEXT,
+    "workspace_id": _TEXT,
+    "created_at": _TIME,
+    "completed_at": _TIME,
+    "duration_ms": _INT,
+    "cost_usd": _MONEY,
+    "tokens_in": _INT,
+    "tokens_out": _INT,
+    "error_message": _TEXT,
+    "metadata": _JSON,
+    "phases": _INT,
+    "phase_duration_ms": _INT,
+    "last_phase": _TEXT,
+    "instances": _INT,
+    "chat_messages": _INT,
+}
+_PHASE_STATS: Mapping[str, str] = {
+    "phase_id": _TEXT,
+    "completions": _INT,
+    "sessions": _INT,
+    "avg_duration_ms": _FLOAT,
+    "min_duration_ms": _INT,
+    "max_duration_ms": _INT,
+    "cost_usd": _MONEY,
+    "avg_cost_usd": _MONEY,
+    "tokens_in": _INT,
+    "tokens_out": _INT,
+    "last_completed_at": _TIME,
+}
+_DAILY_COSTS: Mapping[str, str] = {
+    "day": _DAY,
+    "sessions": _INT,
+    "completed": _INT,
+    "failed": _INT,
+    "cost_usd": _MONEY,
+    "tokens_in": _INT,
+    "tokens_out": _INT,
+}
+_SQL_TYPES: Mapping[str, sa.types.TypeEngine[Any]] = {
+    _TIME: UTCDateTime(),
+    _MONEY: Money,
+    _JSON: JsonValue,
+}
+
+
+def _pandas() -> Any:
+    try:
+        import pandas as pd
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "statekeeper.analytics needs pandas: pip install 'statekeeper[analytics]'",
+            name="pandas",
+        ) from None
+    return pd
+
+
+@contextmanager
+def _engine(source: Any) -> Iterator[Engine]:
+    """The Engine of a manager or an Engine as given, else one opened (and closed) here."""
+    engine = getattr(source, "engine", source)
+    if isinstance(engine, Engine):
+        yield engine
+        return
+    opened = create_engine(resolve_url(source if isinstance(source, URL) else str(source)))
+    try:
+        yield opened
+    finally:
+        opened.dispose()
+
+
+def _view(name: str, columns: Mapping[str, str]) -> sa.TableClause:
+    """A view as a typed table clause, so SQLAlchemy converts its values as the models'."""
+    return sa.table(
+        name, *(sa.column(column, _SQL_TYPES.get(kind)) for column, kind in columns.items())
+    )
+
+
+def _frame(rows: list[Any], columns: Mapping[str, str]) -> pd.DataFrame:
+    """Rows as a DataFrame with the same dtypes whichever engine they came from."""
+    pd = _pandas()
+    frame = pd.DataFrame.from_records(rows, columns=list(columns))
+    for column, kind in columns.items():
+        values = frame[column]
+        if kind == _TIME:
+            frame[column] = pd.to_datetime(values, utc=True).astype("datetime64[us, UTC]")
+        elif kind == _DAY:
+            frame[column] = pd.to_datetime(values.astype("string")).astype("datetime64[us]")
+        elif kind == _MONEY:
+            frame[column] = pd.to_numeric(values.map(_exact), errors="raise").astype("float64")
+        elif kind == _FLOAT:
+            frame[column] = pd.to_numeric(values.map(_number)).astype("float64")
+        elif kind == _JSON:
+            frame[column] = values.astype("object")
+        else:
+            frame[column] = values.astype(kind)
+    return frame
+
+
+def _exact(value: Any) -> float | None:
+    """An amount (Decimal, or a float from SQLite's SUM) rounded to the stored places."""
+    return None if value is None else round(float(value), MONEY_PLACES)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _read(source: Any, name: str, columns: Mapping[str, str], *order: str) -> Any:
+    """The view's rows as a frame, ordered by `order` (a leading `-`: descending)."""
+    view = _view(name, columns)
+    keys = [view.c[key[1:]].desc() if key.startswith("-") else view.c[key].asc() for key in order]
+    statement: sa.Executable = sa.select(*view.columns).order_by(*keys)
+    with _engine(source) as engine, engine.connect() as connection:
+        rows = [tuple(row) for row in connection.execute(statement)]
+    return _frame(rows, columns)
+
+
+def session_stats(source: Any) -> pd.DataFrame:
+    """One row per session, newest first: status, cost, tokens, timing, counts of its
+    phases, instances and chat messages, and its last completed phase."""
+    return _read(source, "session_stats", _SESSION_STATS, "-created_at", "-session_id")
+
+
+def phase_stats(source: Any) -> pd.DataFrame:
+    """One row per phase id: completions, sessions, duration and cost statistics."""
+    return _read(source, "phase_stats", _PHASE_STATS, "phase_id")
+
+
+def daily_costs(source: Any, days: int | None = None) -> pd.DataFrame:
+    """Sessions and their cost per UTC day of creation, oldest first (`days`: the last N
+    days only, today included; days without sessions are absent)."""
+
+    frame = _read(source, "daily_costs", _DAILY_COSTS, "day")
+    if days is None:
+        return frame
+    first = _pandas().Timestamp(datetime.now(UTC).date() - timedelta(days=days - 1))
+    return frame[frame["day"] >= first].reset_index(drop=True)
+
+
+def phase_durations(source: Any, percentiles: tuple[float, ...] = (0.5, 0.9, 0.99)) -> pd.DataFrame:
+    """Duration percentiles per phase id (milliseconds), from every completion."""
+    pd = _pandas()
+    table = sa.table(
+        "phase_completions", sa.column("phase_id"), sa.column("duration_ms", sa.BigInteger)
+    )
+    with _engine(source) as engine, engine.connect() as connection:
+        rows = connection.execute(sa.select(table.c.phase_id, table.c.duration_ms)).all()
+    frame = pd.DataFrame.from_records(rows, columns=["phase_id", "duration_ms"]).astype(
+        {"phase_id": "string", "duration_ms": "Int64"}
+    )
+    grouped = frame.groupby("phase_id")["duration_ms"]
+    result = grouped.count().rename("completions").astype("Int64").to_frame()
+    for q in percentiles:
+        result[f"p{round(q * 100):g}_ms"] = grouped.quantile(q).astype("float64")
+    return result.reset_index()
