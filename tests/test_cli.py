@@ -313,6 +313,15 @@ def test_stats(store_url: str) -> None:
     assert_fails(cli(store_url, "stats", "--days", "0"), 1, "invalid days")
 
 
+def test_stats_plot(store_url: str, tmp_path: Path) -> None:
+    seed(store_url)
+    image = tmp_path / "overview.png"
+    result = cli(store_url, "stats", "--plot", str(image))
+    assert result.exit_code == 0, result.stdout
+    assert f"plots written to {image}" in result.stdout
+    assert image.read_bytes().startswith(b"\x89PNG")
+
+
 def test_url_from_the_environment(store_url: str) -> None:
     done, running = seed(store_url)
     result = runner.invoke(app, ["sessions", "list", "--json"], env={"STATEKEEPER_URL": store_url})

@@ -10,6 +10,7 @@ and milliseconds `Int64`, money `float64` rounded to 8 places (exact to the cent
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-__all__ = ["daily_costs", "phase_durations", "phase_stats", "session_stats"]
+__all__ = [
+    "daily_costs",
+    "phase_durations",
+    "phase_stats",
+    "plot_cost_per_day",
+    "plot_overview",
+    "plot_phase_durations",
+    "session_stats",
+]
 
 _TEXT, _INT, _MONEY, _TIME, _JSON, _FLOAT, _DAY = (
     "string",
@@ -198,3 +207,50 @@ def phase_durations(source: Any, percentiles: tuple[float, ...] = (0.5, 0.9, 0.9
     for q in percentiles:
         result[f"p{round(q * 100):g}_ms"] = grouped.quantile(q).astype("float64")
     return result.reset_index()
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib.pyplot as plt
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "plots need matplotlib: pip install 'statekeeper[analytics]'", name="matplotlib"
+        ) from None
+    return plt
+
+
+def plot_cost_per_day(costs: pd.DataFrame, ax: Any) -> Any:
+    """Bars of cost per UTC day (a `daily_costs` frame) on a matplotlib Axes."""
+    ax.bar(costs["day"].dt.strftime("%Y-%m-%d"), costs["cost_usd"], color="#1f77b4")
+    ax.set_title("Cost per day (USD)")
+    ax.set_xlabel("UTC day")
+    ax.set_ylabel("USD")
+    ax.tick_params(axis="x", labelrotation=45)
+    return ax
+
+
+def plot_phase_durations(durations: pd.DataFrame, ax: Any) -> Any:
+    """Median and 90th percentile duration per phase (a `phase_durations` frame), seconds."""
+    positions = range(len(durations))
+    ax.barh([p - 0.2 for p in positions], durations["p50_ms"] / 1000, height=0.4, label="p50")
+    ax.barh([p + 0.2 for p in positions], durations["p90_ms"] / 1000, height=0.4, label="p90")
+    ax.set_yticks(list(positions), durations["phase_id"].tolist())
+    ax.set_title("Phase durations (s)")
+    ax.set_xlabel("seconds")
+    ax.legend()
+    return ax
+
+
+def plot_overview(source: Any, path: str | os.PathLike[str] | None = None) -> Any:
+    """Cost per day and phase durations side by side; saved as an image at `path` if given.
+
+    Returns the matplotlib Figure. This is what `statekeeper stats --plot FILE.png` draws.
+    """
+    plt = _pyplot()
+    figure, (costs_ax, phases_ax) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
+    plot_cost_per_day(daily_costs(source), costs_ax)
+    plot_phase_durations(phase_durations(source), phases_ax)
+    if path is not None:
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+    return figure
