@@ -566,3 +566,28 @@ def test_a_file_without_nul_escapes_still_gets_its_times_checked(
     assert "\\u0000" not in path.read_text()
     stats = sm.import_json(path)
     assert stats.imported == 0 and "out of range" in stats.errors[0][1]
+
+
+def test_every_problem_of_a_session_is_named_in_the_files_own_key_style(
+    sm: StateManager, tmp_path: Path
+) -> None:
+    snake = session("s1", task=5, status="weird", created_at="nope")
+    snake["instances"][0].pop("branch")
+    camel_file = camel([session("s2", created_at="nope", chat_history=[{"id": 1}])])
+    stats = sm.import_json(write(tmp_path / "snake.json", [snake]))
+    (message,) = [error for _, error in stats.errors]
+    for problem in ("task:", "status:", "created_at:", "instances.0.branch:"):
+        assert problem in message
+    stats = sm.import_json(write(tmp_path / "camel.json", camel_file))
+    (message,) = [error for _, error in stats.errors]
+    assert "createdAt:" in message and "chatHistory.0.role:" in message
+    assert "created_at" not in message
+
+
+def test_the_documented_sample_file_imports(sm: StateManager) -> None:
+    sample = Path(__file__).resolve().parents[1] / "docs" / "legacy-sample.json"
+    stats = sm.import_json(sample)
+    assert (stats.imported, stats.errors) == (2, [])
+    assert sm.validate_import(sample).ok
+    full = sm.get_worktree_session("0b6f3c1e-5a7d-4f0e-9c61-2d8f4a9e7b10")
+    assert full is not None and len(full.instances) == 2 and len(full.chat_history) == 2

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel, to_snake
 
 from statekeeper.errors import ImportFailed
 from statekeeper.schemas import ChatMessage, WorktreeInstance, WorktreeSession
-from statekeeper.schemas.base import STORABLE, describe
+from statekeeper.schemas.base import STORABLE
 
 __all__ = [
     "LegacyFile",
@@ -149,11 +150,27 @@ def parse(item: Any, index: int, document: LegacyFile) -> WorktreeSession | Reje
         session = WorktreeSession.model_validate(known, context=context)
         _check_storable(session, known if document.escapes_surrogates else None)
     except ValidationError as exc:
-        field, message = describe(exc)
-        return Rejected(index, session_id, f"{field}: {message}")
+        return Rejected(index, session_id, _problems(exc, item))
     except ValueError as exc:
         return Rejected(index, session_id, str(exc))
     return session
+
+
+def _problems(error: ValidationError, item: Any) -> str:
+    """Every problem of an item, each at its path in the key style the file itself uses."""
+    camel = isinstance(item, dict) and any(
+        isinstance(key, str) and key != key.lower() for key in item
+    )
+    problems = []
+    for problem in error.errors(include_url=False):
+        path = ".".join(
+            str(part)
+            if isinstance(part, int)
+            else (to_camel if camel else to_snake)(to_snake(part))
+            for part in problem["loc"]
+        )
+        problems.append(f"{path or 'value'}: {problem['msg']}")
+    return "; ".join(problems)
 
 
 def _known(item: Any, keys: frozenset[str]) -> Any:
