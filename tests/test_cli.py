@@ -408,3 +408,5 @@ def test_sessions_search(store_url: str) -> None:
     assert table.exit_code == 0
     assert done in table.stdout
     assert_fails(cli(store_url, "sessions", "search", "x", "--limit", "0"), 1, "limit")
+    nothing = cli(store_url, "sessions", "search", "nowhere")
+    assert (nothing.exit_code, nothing.stdout) == (0, "no session matches 'nowhere'\n")

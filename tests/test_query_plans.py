@@ -134,10 +134,11 @@ def test_search_reads_the_full_text_indexes(sm: StateManager) -> None:
     sql, params = search_statement(sm.engine.dialect.name, ["login", "auth"], 20)
     plan = _plan(sm, sa.text(sql), params)
     if sm.engine.dialect.name == "sqlite":
-        for table in ("search_task", "search_chat", "search_output"):
+        for table in ("search_subject", "search_task", "search_chat", "search_output"):
             assert f"{table} VIRTUAL TABLE INDEX" in plan, plan
     else:
-        for index in ("search_task_fts", "search_chat_fts", "search_output_fts"):
+        for index in ("search_subject", "search_task", "search_chat", "search_output"):
+            index = f"{index}_fts"
             assert any(name in plan for name in index.split("|")), plan
 
 
@@ -146,5 +147,10 @@ def test_postgres_full_text_indexes_have_no_pending_list(pg_databases: PgDatabas
     query = "SELECT relname, reloptions FROM pg_class WHERE relname LIKE 'search_%_fts'"
     with StateManager(pg_databases.create()) as sm, sm.engine.connect() as connection:
         options: dict[str, list[str]] = dict(connection.execute(sa.text(query)).all())
-    assert sorted(options) == ["search_chat_fts", "search_output_fts", "search_task_fts"]
+    assert sorted(options) == [
+        "search_chat_fts",
+        "search_output_fts",
+        "search_subject_fts",
+        "search_task_fts",
+    ]
     assert all(opts == ["fastupdate=off"] for opts in options.values()), options

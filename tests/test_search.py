@@ -26,7 +26,7 @@ def corpus(sm: StateManager) -> dict[str, str]:
     login = sm.create_session(
         kind="competition", task="Fix the flaky login test in the auth module"
     )
-    billing = sm.create_session(kind="ensemble", task="Refactor billing")
+    billing = sm.create_session("Initech Payments", kind="ensemble", task="Refactor billing")
     sm.add_chat_message(billing, "user", "The login page is slow, and the invoice totals are off")
     _instance(sm, billing, 1, "x " * 60_000 + "stacktrace ends with TimeoutError")
     polyglot = sm.create_session(kind="debate", task="Перевести документацию 漢字 عربي")
@@ -46,6 +46,10 @@ def test_each_source_is_searched(sm: StateManager, corpus: dict[str, str]) -> No
     (output,) = sm.search_sessions("TimeoutError")
     assert (output.session_id, output.source) == (corpus["billing"], "instance_output")
     assert "[timeouterror]" in output.snippet.lower()  # found past 120 KB of output
+    (subject,) = sm.search_sessions("Initech")
+    assert (subject.session_id, subject.source) == (corpus["billing"], "subject")
+    assert subject.snippet == "[Initech] Payments"
+    assert _ids(sm, "initech invoice") == [corpus["billing"]]  # subject and chat together
 
 
 def test_every_word_must_be_held_by_the_session(sm: StateManager, corpus: dict[str, str]) -> None:
@@ -217,5 +221,5 @@ def test_postgres_search_uses_the_gin_indexes(sm: StateManager) -> None:
     with sm.engine.connect() as connection:
         connection.exec_driver_sql("SET enable_seqscan = off")
         plan = "\n".join(row[0] for row in connection.execute(sa.text(f"EXPLAIN {sql}"), params))
-    for index in ("search_task_fts", "search_chat_fts", "search_output_fts"):
-        assert index in plan, plan
+    for source in ("search_subject", "search_task", "search_chat", "search_output"):
+        assert f"{source}_fts" in plan, plan

@@ -75,10 +75,11 @@ def as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-# Full-text search (objects created by revision 0002) ----------------------------------------
+# Full-text search (objects created by revisions 0002 and 0004) --------------------------
 
-# (source label, table, key column, text column, FTS5 table)
+# (source label, table, key column, text column, FTS5 table): revisions 0002 and 0004
 _SEARCH_SOURCES = (
+    ("subject", "sessions", "pk", "subject", "search_subject"),
     ("task", "sessions", "pk", "task", "search_task"),
     ("chat", "chat_messages", "seq", "content", "search_chat"),
     ("instance_output", "instances", "id", "output", "search_output"),

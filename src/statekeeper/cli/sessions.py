@@ -69,11 +69,14 @@ def search(
     limit: Annotated[int, typer.Option(help="Most sessions to show.")] = 20,
     as_json: JsonFlag = False,
 ) -> None:
-    """Find sessions whose task, chat or instance output holds every word of QUERY."""
+    """Find sessions whose subject, task, chat or instance output holds every word of QUERY."""
     with open_manager(ctx) as sm:
         hits = sm.search_sessions(query, limit=limit)
     if as_json:
         emit_json([hit.model_dump(mode="json") for hit in hits])
+        return
+    if not hits:
+        say(f"no session matches {query!r}")
         return
     print_table(
         ["session", "source", "snippet", "rank"],

@@ -141,7 +141,7 @@ class SearchHit(DTO):
     """A session matching a search: where it matched, a snippet, and a rank (higher is better)."""
 
     session_id: str
-    source: Literal["task", "chat", "instance_output"]
+    source: Literal["subject", "task", "chat", "instance_output"]
     snippet: str
     rank: float
 

@@ -1,4 +1,4 @@
-"""Full-text search over session task, chat messages and instance output."""
+"""Full-text search over session subject, task, chat messages and instance output."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Searching sessions by the words of their task, chat and instance output."""
+"""Searching sessions by the words of their subject, task, chat and instance output."""
 
 from __future__ import annotations
 
