@@ -157,3 +157,11 @@ def test_the_views_are_plain_sql(sync_sm: StateManager, name: str) -> None:
     _populate(sync_sm)
     with sync_sm.engine.connect() as connection:
         assert (connection.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar() or 0) > 0
+
+
+def test_metadata_spreads_over_columns(sync_sm: StateManager) -> None:
+    _populate(sync_sm)
+    frame = analytics.session_stats(sync_sm, metadata_columns=True)
+    assert frame["metadata.team"].tolist() == ["a", "a", "a"]
+    assert frame["metadata.n"].tolist() == [2, 1, 0]
+    assert frame.groupby("metadata.team")["cost_usd"].sum().round(8).to_dict() == {"a": 0.18}

@@ -322,6 +322,15 @@ def test_stats_plot(store_url: str, tmp_path: Path) -> None:
     assert image.read_bytes().startswith(b"\x89PNG")
 
 
+def test_stats_plot_without_matplotlib_is_one_line(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    result = cli(store_url, "stats", "--plot", str(tmp_path / "x.png"))
+    assert_fails(result, 1, "statekeeper[analytics]")
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_url_from_the_environment(store_url: str) -> None:
     done, running = seed(store_url)
     result = runner.invoke(app, ["sessions", "list", "--json"], env={"STATEKEEPER_URL": store_url})

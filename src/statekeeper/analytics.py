@@ -169,10 +169,18 @@ def _read(source: Any, name: str, columns: Mapping[str, str], *order: str) -> An
     return _frame(rows, columns)
 
 
-def session_stats(source: Any) -> pd.DataFrame:
+def session_stats(source: Any, *, metadata_columns: bool = False) -> pd.DataFrame:
     """One row per session, newest first: status, cost, tokens, timing, counts of its
-    phases, instances and chat messages, and its last completed phase."""
-    return _read(source, "session_stats", _SESSION_STATS, "-created_at", "-session_id")
+    phases, instances and chat messages, and its last completed phase.
+
+    `metadata_columns=True` also spreads each session's metadata over columns named
+    `metadata.<key>` (nested keys joined by dots), for grouping and filtering.
+    """
+    frame = _read(source, "session_stats", _SESSION_STATS, "-created_at", "-session_id")
+    if not metadata_columns or frame.empty:
+        return frame
+    spread = _pandas().json_normalize(frame["metadata"].tolist()).add_prefix("metadata.")
+    return frame.join(spread.set_axis(frame.index))
 
 
 def phase_stats(source: Any) -> pd.DataFrame:
