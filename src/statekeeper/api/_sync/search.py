@@ -1,5 +1,5 @@
 # Generated from the _async/ twin by scripts/gen_sync.py: edit that one, then run it.
-"""Searching sessions by the words of their task, chat and instance output."""
+"""Searching sessions by the words of their subject, task, chat and instance output."""
 
 from __future__ import annotations
 
