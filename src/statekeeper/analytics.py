@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, Engine
 
 from statekeeper.config import create_engine, resolve_url
 from statekeeper.models.base import JsonValue, Money, UTCDateTime
+from statekeeper.queries import PHASES
 from statekeeper.values import MONEY_PLACES
 
 if TYPE_CHECKING:
@@ -202,11 +203,8 @@ def daily_costs(source: Any, days: int | None = None) -> pd.DataFrame:
 def phase_durations(source: Any, percentiles: tuple[float, ...] = (0.5, 0.9, 0.99)) -> pd.DataFrame:
     """Duration percentiles per phase id (milliseconds), from every completion."""
     pd = _pandas()
-    table = sa.table(
-        "phase_completions", sa.column("phase_id"), sa.column("duration_ms", sa.BigInteger)
-    )
     with _engine(source) as engine, engine.connect() as connection:
-        rows = connection.execute(sa.select(table.c.phase_id, table.c.duration_ms)).all()
+        rows = connection.execute(sa.select(PHASES.c.phase_id, PHASES.c.duration_ms)).all()
     frame = pd.DataFrame.from_records(rows, columns=["phase_id", "duration_ms"]).astype(
         {"phase_id": "string", "duration_ms": "Int64"}
     )

@@ -24,8 +24,10 @@ Owner = Callable[[UnitOfWork], str | None]
 """Gives the workspace id that a file's sessions belong to, recording the workspace."""
 
 
-def insert_new(uow: UnitOfWork, sessions: Sequence[WorktreeSession], owner: Owner) -> int:
-    """Insert the sessions whose id is not stored yet; returns how many were new.
+def insert_new(
+    uow: UnitOfWork, sessions: Sequence[WorktreeSession], owner: Owner
+) -> frozenset[str]:
+    """Insert the sessions whose id is not stored yet; returns their ids.
 
     Stored ones are left as they are, except that one stored without a workspace gets the
     file's: importing again with `workspace=` places sessions an earlier import could not.
@@ -39,7 +41,7 @@ def insert_new(uow: UnitOfWork, sessions: Sequence[WorktreeSession], owner: Owne
     if homeless and workspace_id is not None:
         uow.execute(q.ADOPT, {"sids": homeless, "owner": workspace_id})
         uow.changed_workspace(workspace_id)
-    return len(new)
+    return frozenset(s.id for s in new)
 
 
 def replace(uow: UnitOfWork, session: WorktreeSession, owner: Owner) -> None:

@@ -71,30 +71,31 @@ class _Run:
             return
         sessions = list(batch.values())
         try:
-            imported = await self.insert(sessions, owner)
+            new = await self.insert(sessions, owner)
         except InvalidInput:
             for session in sessions:
                 try:
-                    imported = await self.insert([session], owner)
+                    new = await self.insert([session], owner)
                 except InvalidInput as exc:
                     self.stats.errors.append((str(path), f"session {session.id}: {exc}"))
                 else:
-                    await self.count(path, [session], imported, owner)
+                    await self.count(path, [session], new, owner)
         else:
-            await self.count(path, sessions, imported, owner)
+            await self.count(path, sessions, new, owner)
 
-    async def insert(self, batch: list[WorktreeSession], owner: store.Owner) -> int:
-        """Store the batch's new sessions in one transaction; returns how many were new."""
+    async def insert(self, batch: list[WorktreeSession], owner: store.Owner) -> frozenset[str]:
+        """Store the batch's new sessions in one transaction; returns their ids."""
         return await self.database.run(
             lambda uow: store.insert_new(uow, batch, owner), write=True, direct=True
         )
 
     async def count(
-        self, path: Path, batch: list[WorktreeSession], imported: int, owner: store.Owner
+        self, path: Path, batch: list[WorktreeSession], new: frozenset[str], owner: store.Owner
     ) -> None:
         """Add a stored batch to the totals, replacing the stored sessions that differ from
         their copy in the file when updating; what is neither new nor replaced is skipped."""
-        changed = await self.changed(batch) if self.update else []
+        earlier = [session for session in batch if session.id not in new]
+        changed = await self.changed(earlier) if self.update and earlier else []
         for session in changed:
             try:
                 await self.database.run(
@@ -104,11 +105,11 @@ class _Run:
                 self.stats.errors.append((str(path), f"session {session.id}: {exc}"))
             else:
                 self.stats.updated += 1
-        self.stats.imported += imported
-        self.stats.skipped += len(batch) - imported - len(changed)
+        self.stats.imported += len(new)
+        self.stats.skipped += len(earlier) - len(changed)
 
     async def changed(self, batch: list[WorktreeSession]) -> list[WorktreeSession]:
-        """The sessions of the batch whose stored copy differs (one read for the batch)."""
+        """The stored sessions of the batch whose copy there differs (one read for all)."""
         ids = [session.id for session in batch]
         stored = await self.database.run(lambda uow: store.stored(uow, ids), write=False)
         return [
