@@ -8,6 +8,7 @@ phase, and session totals equal to the exact Decimal sum of its phases.
 
 from __future__ import annotations
 
+import os
 import queue
 import random
 import signal
@@ -20,6 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from statekeeper import StateManager
 from tests.crash_worker import context_for, cost_for, output_for, tokens_for
@@ -31,12 +34,17 @@ SEED = 1234
 KILLS = 15
 MAX_KILL_DELAY_S = 0.25
 STARTUP_TIMEOUT_S = 30.0
+WORKER_APP = f"sk_crash_worker_{os.getpid()}"
+"""The application_name of this run's workers on PostgreSQL (xdist runs several at once)."""
 
 
 class Worker:
     """A crash_worker subprocess whose complete stdout lines a thread collects as they come."""
 
     def __init__(self, url: str, session_id: str, *options: str) -> None:
+        self.url = url
+        if "://" in url:  # PostgreSQL: name the worker's server sessions, to wait for them
+            url = str(make_url(url).update_query_dict({"application_name": WORKER_APP}))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.crash_worker", url, session_id, *options],
             cwd=ROOT,
@@ -89,7 +97,26 @@ class Worker:
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
+        if "://" in self.url:
+            _wait_for_server_sessions(self.url)
         return [line.split()[1] for line in self.lines if line.startswith("ack ")]
+
+
+def _wait_for_server_sessions(url: str) -> None:
+    """Until the killed worker's PostgreSQL sessions are gone: a COMMIT the server had
+    received when the client died is still being carried out until then, so a check made
+    earlier could miss a phase the next worker then finds."""
+    engine = sa.create_engine(url)
+    query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
+    try:
+        deadline = time.monotonic() + 30
+        with engine.connect() as connection:
+            while connection.execute(query, {"name": WORKER_APP}).scalar():
+                assert time.monotonic() < deadline, "the killed worker's sessions stayed"
+                connection.rollback()
+                time.sleep(0.01)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
