@@ -31,6 +31,10 @@ RENAMES = {
     "AsyncWorktreeAPI": "WorktreeAPI",
     "AsyncSearchAPI": "SearchAPI",
     "AsyncMaintenanceAPI": "MaintenanceAPI",
+    "AsyncAgentsAPI": "AgentsAPI",
+    "AsyncSnapshotsAPI": "SnapshotsAPI",
+    "AsyncEventsAPI": "EventsAPI",
+    "AsyncTasksAPI": "TasksAPI",
     "await_result": "call_result",
     "AsyncLegacyMirror": "LegacyMirror",
 }

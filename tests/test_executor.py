@@ -74,8 +74,11 @@ def _cases(sid: str) -> dict[str, tuple[Any, dict[str, Any]]]:
         "previous": (qp.PREVIOUS, {"sid": sid, "pid": "p1"}),
         "exists": (qp.EXISTS, {"sid": sid, "pid": "p1"}),
         "context": (qp.CONTEXT_OF, {"sid": sid}),
-        "events": (qe.BY_SESSION, {"sid": sid}),
-        "events_by_type": (qe.BY_TYPE, {"kind": "phase.completed"}),
+        "events": (qe.page("session", after=False, limited=False), {"key": sid}),
+        "events_by_type": (
+            qe.page("type", after=True, limited=True),
+            {"key": "phase.completed", "seq": 0, "limit": 10},
+        ),
         "instances": (qw.INSTANCES_OF, {"sids": [sid, "other", "third"]}),
         "instance_exists": (qw.INSTANCE_EXISTS, {"sid": sid, "number": 2}),
         "chat": (qw.chat_of(after=False, limit=False), chat_first),

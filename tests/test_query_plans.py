@@ -20,9 +20,14 @@ from sqlalchemy import event
 
 from statekeeper import StateManager
 from statekeeper.dialects import search_statement
+from statekeeper.dialects import event_search_statement
+from statekeeper.queries import EVENTS
+from statekeeper.queries import agents as qa
 from statekeeper.queries import events as qe
 from statekeeper.queries import phases as qp
 from statekeeper.queries import sessions as qs
+from statekeeper.queries import snapshots as qsn
+from statekeeper.queries import tasks as qt
 from statekeeper.queries import worktree as qw
 from tests.conftest import ENGINES, PgDatabases
 
@@ -77,7 +82,77 @@ CASES: dict[str, tuple[Any, dict[str, Any], str]] = {
         {"sids": ["x"]},
         "uq_instances_session_id_instance_number|sqlite_autoindex_instances",
     ),
-    "events": (qe.BY_SESSION, {"sid": "x"}, "ix_events_session_id_seq"),
+    "events": (
+        qe.page("session", after=False, limited=False),
+        {"key": "x"},
+        "ix_events_session_id_seq",
+    ),
+    "events_by_type_page": (
+        qe.page("type", after=True, limited=True),
+        {"key": "x", "seq": 0, "limit": 10},
+        "ix_events_event_type_seq",
+    ),
+    "lock_agent": (
+        qa.LOCK,
+        {"ns": "default", "aid": "a"},
+        "pk_agents|sqlite_autoindex_agents|ix_agents_namespace_status_agent_id",
+    ),
+    "agents": (
+        qa.listing(status=False, include_deleted=False),
+        {"ns": "default"},
+        "pk_agents|sqlite_autoindex_agents",
+    ),
+    "agents_by_status": (
+        qa.listing(status=True, include_deleted=False),
+        {"ns": "default", "status": "idle"},
+        "ix_agents_namespace_status_agent_id",
+    ),
+    "agent_history": (
+        qa.HISTORY,
+        {"ns": "default", "aid": "a", "limit": 50},
+        "ix_state_transitions_namespace_agent_id_id",
+    ),
+    "snapshots_of_agent": (
+        qsn.listing(session=False, agent=True),
+        {"ns": "default", "aid": "a"},
+        "ix_snapshots_namespace_agent_id_pk",
+    ),
+    "snapshots_of_session": (
+        qsn.listing(session=True, agent=False),
+        {"ns": "default", "sid": "x"},
+        "ix_snapshots_session_id_pk",
+    ),
+    "snapshot": (
+        qsn.BY_ID,
+        {"snap": "x", "ns": "default"},
+        "uq_snapshots_id|sqlite_autoindex_snapshots",
+    ),
+    "rotate_agent_snapshots": (
+        qsn.rotate(agent=True),
+        {"ns": "default", "aid": "a", "keep": 10},
+        "ix_snapshots_namespace_agent_id_pk",
+    ),
+    "rotate_session_snapshots": (
+        qsn.rotate(agent=False),
+        {"sid": "x", "keep": 10},
+        "ix_snapshots_session_id_pk",
+    ),
+    "task": (qt.BY_ID, {"tid": "x"}, "pk_tasks|sqlite_autoindex_tasks"),
+    "tasks": (
+        qt.listing(status=False, assigned_to=False),
+        {},
+        "ix_tasks_created_at_id",
+    ),
+    "tasks_by_status": (
+        qt.listing(status=True, assigned_to=False),
+        {"status": "pending"},
+        "ix_tasks_status_created_at",
+    ),
+    "tasks_by_assignee": (
+        qt.listing(status=False, assigned_to=True),
+        {"who": "a"},
+        "ix_tasks_assigned_to_created_at",
+    ),
     "cleanup": (qs.cleanup(NOW), {}, "ix_sessions_status_completed_at"),
 }
 
@@ -96,7 +171,12 @@ def sm(
         yield manager
 
 
-def _plan(sm: StateManager, statement: Any, params: dict[str, Any]) -> str:
+def _plan(
+    sm: StateManager,
+    statement: Any,
+    params: dict[str, Any],
+    disabled: tuple[str, ...] = ("enable_seqscan", "enable_bitmapscan", "enable_sort"),
+) -> str:
     sent: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, sql: str, parameters: Any, *args: Any) -> None:
@@ -110,7 +190,7 @@ def _plan(sm: StateManager, statement: Any, params: dict[str, Any]) -> str:
             event.remove(connection, "before_cursor_execute", capture)
             if postgres:
                 # Only an index that fits (order included) is left for the planner to use.
-                for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+                for setting in disabled:
                     connection.exec_driver_sql(f"SET LOCAL {setting} = off")
             sql, parameters = sent[-1]
             prefix = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
@@ -149,8 +229,29 @@ def test_postgres_full_text_indexes_have_no_pending_list(pg_databases: PgDatabas
         options: dict[str, list[str]] = dict(connection.execute(sa.text(query)).all())
     assert sorted(options) == [
         "search_chat_fts",
+        "search_events_fts",
         "search_output_fts",
         "search_subject_fts",
         "search_task_fts",
     ]
     assert all(opts == ["fastupdate=off"] for opts in options.values()), options
+
+
+def test_event_search_reads_its_full_text_index(sm: StateManager) -> None:
+    sql, params = event_search_statement(
+        sm.engine.dialect.name,
+        ["deploy", "failed"],
+        20,
+        columns=[column.name for column in EVENTS.c],
+        before=None,
+        session_id=None,
+        event_type=None,
+    )
+    # GIN indexes are read by bitmap scans only; on real data the planner weighs this
+    # against walking the log newest first.
+    plan = _plan(sm, sa.text(sql), params, disabled=("enable_seqscan", "enable_indexscan"))
+    if sm.engine.dialect.name == "sqlite":
+        assert "VIRTUAL TABLE INDEX" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+    else:
+        assert "search_events_fts" in plan, plan

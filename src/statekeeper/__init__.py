@@ -7,8 +7,9 @@ the enums or errors do not pay for SQLAlchemy, Alembic and pydantic.
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from statekeeper.enums import ChatRole, InstanceStatus, SessionStatus
+from statekeeper.enums import AgentStatus, ChatRole, InstanceStatus, SessionStatus, TaskStatus
 from statekeeper.errors import (
+    AgentNotFound,
     ImportFailed,
     InvalidInput,
     InvalidTransition,
@@ -17,6 +18,7 @@ from statekeeper.errors import (
     SchemaOutOfDate,
     SessionCompleted,
     SessionNotFound,
+    SnapshotNotFound,
     StateError,
     StorageBusy,
     StorageError,
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from statekeeper.aio import AsyncStateManager
     from statekeeper.manager import StateManager
     from statekeeper.schemas import (
+        AgentState,
         ChatMessage,
         CostTrend,
         Event,
@@ -40,6 +43,10 @@ if TYPE_CHECKING:
         Session,
         SessionStatistics,
         SessionSummary,
+        Snapshot,
+        SnapshotPruneReport,
+        StateTransition,
+        Task,
         ValidationReport,
         WorkflowContext,
         WorktreeInstance,
@@ -66,9 +73,17 @@ _LAZY = {
     "SessionStatistics": "statekeeper.schemas",
     "SessionSummary": "statekeeper.schemas",
     "WorkflowContext": "statekeeper.schemas",
+    "AgentState": "statekeeper.schemas",
+    "StateTransition": "statekeeper.schemas",
+    "Snapshot": "statekeeper.schemas",
+    "SnapshotPruneReport": "statekeeper.schemas",
+    "Task": "statekeeper.schemas",
 }
 
 __all__ = [
+    "AgentNotFound",
+    "AgentState",
+    "AgentStatus",
     "AsyncStateManager",
     "ChatMessage",
     "ChatRole",
@@ -94,10 +109,16 @@ __all__ = [
     "SessionStatistics",
     "SessionStatus",
     "SessionSummary",
+    "Snapshot",
+    "SnapshotNotFound",
+    "SnapshotPruneReport",
     "StateError",
     "StateManager",
+    "StateTransition",
     "StorageBusy",
     "StorageError",
+    "Task",
+    "TaskStatus",
     "ValidationReport",
     "VersionConflict",
     "WorkflowContext",

@@ -16,11 +16,15 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from statekeeper import migrate
+from statekeeper.api._async.agents import AsyncAgentsAPI
+from statekeeper.api._async.events import AsyncEventsAPI
 from statekeeper.api._async.maintenance import AsyncMaintenanceAPI
 from statekeeper.api._async.search import AsyncSearchAPI
 from statekeeper.api._async.sessions import AsyncSessionsAPI
+from statekeeper.api._async.snapshots import AsyncSnapshotsAPI
+from statekeeper.api._async.tasks import AsyncTasksAPI
 from statekeeper.api._async.worktree import AsyncWorktreeAPI
-from statekeeper.api.base import PathLike
+from statekeeper.api.base import PathLike, store_options
 from statekeeper.asyncdb import AsyncDatabase
 from statekeeper.config import create_async_engine
 from statekeeper.importers._async.exporter import AsyncLegacyMirror
@@ -29,7 +33,16 @@ from statekeeper.opening import build_engine, mirror_directory, open_store
 __all__ = ["AsyncStateManager"]
 
 
-class AsyncStateManager(AsyncSessionsAPI, AsyncWorktreeAPI, AsyncSearchAPI, AsyncMaintenanceAPI):
+class AsyncStateManager(
+    AsyncSessionsAPI,
+    AsyncEventsAPI,
+    AsyncWorktreeAPI,
+    AsyncSearchAPI,
+    AsyncAgentsAPI,
+    AsyncSnapshotsAPI,
+    AsyncTasksAPI,
+    AsyncMaintenanceAPI,
+):
     """StateManager for asyncio: the same arguments, operations, results and errors, awaited.
 
     Use it as `async with AsyncStateManager(url) as am:`, which checks (and migrates) the
@@ -45,10 +58,14 @@ class AsyncStateManager(AsyncSessionsAPI, AsyncWorktreeAPI, AsyncSearchAPI, Asyn
         auto_migrate: bool = True,
         check_schema: bool = True,
         legacy_mirror: PathLike | None = None,
+        namespace: str = "default",
+        max_snapshots: int | None = 10,
+        compress_threshold: int | None = None,
         synchronous: str = "normal",
         busy_timeout_ms: int = 5_000,
         **engine_options: Any,
     ) -> None:
+        self._store = store_options(namespace, max_snapshots, compress_threshold)
         self.url, settings = open_store(url, synchronous, busy_timeout_ms, engine_options)
         engine = build_engine(create_async_engine, self.url, settings)
         on_open = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import cache
 from typing import Any
@@ -13,7 +13,15 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from statekeeper.executor import prepared
 
-__all__ = ["MAINTENANCE", "as_date", "reset_sequence", "upsert", "utc_day"]
+__all__ = [
+    "MAINTENANCE",
+    "as_date",
+    "event_search_statement",
+    "insert_new",
+    "reset_sequence",
+    "upsert",
+    "utc_day",
+]
 
 MAINTENANCE: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "sqlite": {
@@ -50,6 +58,17 @@ def upsert(
     if increment is not None:
         assignments[increment] = table.c[increment] + 1
     return prepared(statement.on_conflict_do_update(index_elements=list(keys), set_=assignments))
+
+
+@cache
+def insert_new(dialect: str, table: sa.Table) -> sa.Insert:
+    """INSERT ... ON CONFLICT DO NOTHING (built once): rowcount 0 when the key is taken.
+
+    A concurrent insert of the same key waits for the other transaction and then does
+    nothing, where a plain INSERT would fail on PostgreSQL.
+    """
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    return prepared(insert(table).on_conflict_do_nothing())
 
 
 def reset_sequence(table: str, column: str) -> str:
@@ -159,3 +178,46 @@ def search_statement(dialect: str, words: list[str], limit: int) -> tuple[str, d
         "WHERE n = 1 ORDER BY rank DESC, session_id LIMIT :limit"
     )
     return sql, params
+
+
+def event_search_statement(
+    dialect: str,
+    words: list[str],
+    limit: int,
+    *,
+    columns: Sequence[str],
+    before: int | None,
+    session_id: str | None,
+    event_type: str | None,
+) -> tuple[str, dict[str, Any]]:
+    """SQL selecting `columns` of the events whose content holds all `words`, newest first
+    (revision 0005's index); words and filters are bound, never formatted in."""
+    selected = ", ".join(f"e.{name}" for name in columns)
+    params: dict[str, Any] = {"limit": limit}
+    if dialect == "sqlite":
+        # Double-quoted FTS5 strings are literal terms; adjacent ones must all match.
+        params["q"] = " ".join(f'"{w}"' for w in words)
+        source = "search_events f JOIN events e ON e.seq = f.rowid"
+        conditions = ["search_events MATCH :q"]
+        order = "f.rowid"  # FTS5 yields its matches in rowid order: no sort
+    else:
+        params.update({f"w{i}": w for i, w in enumerate(words)})
+        query = " && ".join(f"plainto_tsquery('simple', :w{i})" for i in range(len(words)))
+        vector = _pg_vector("e.content")
+        source = "events e"
+        conditions = [f"{vector} @@ ({query})"]
+        order = "e.seq"
+    if before is not None:
+        conditions.append(f"{order} < :before")
+        params["before"] = before
+    if session_id is not None:
+        conditions.append("e.session_id = :sid")
+        params["sid"] = session_id
+    if event_type is not None:
+        conditions.append("e.event_type = :kind")
+        params["kind"] = event_type
+    where = " AND ".join(conditions)
+    return (
+        f"SELECT {selected} FROM {source} WHERE {where} ORDER BY {order} DESC LIMIT :limit",
+        params,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ChatRole", "InstanceStatus", "SessionStatus"]
+__all__ = ["AgentStatus", "ChatRole", "InstanceStatus", "SessionStatus", "TaskStatus"]
 
 
 class SessionStatus(StrEnum):
@@ -38,3 +38,23 @@ class ChatRole(StrEnum):
     USER = "user"
     ASSISTANT = "assistant"
     SYSTEM = "system"
+
+
+class AgentStatus(StrEnum):
+    """Where an agent of the agent store is."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class TaskStatus(StrEnum):
+    """Where a task is."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "AgentNotFound",
     "ImportFailed",
     "InvalidInput",
     "InvalidTransition",
@@ -11,6 +12,7 @@ __all__ = [
     "SchemaOutOfDate",
     "SessionCompleted",
     "SessionNotFound",
+    "SnapshotNotFound",
     "StateError",
     "StorageBusy",
     "StorageError",
@@ -28,6 +30,32 @@ class SessionNotFound(StateError):
     def __init__(self, session_id: str) -> None:
         super().__init__(f"session not found: {session_id!r}")
         self.session_id = session_id
+
+
+class AgentNotFound(StateError):
+    """An operation that changes an agent named one this namespace does not hold.
+
+    `deleted` is True when the agent exists but is soft-deleted (restore_agent brings it back).
+    """
+
+    def __init__(self, agent_id: str, namespace: str, *, deleted: bool = False) -> None:
+        where = f"agent {agent_id!r} in namespace {namespace!r}"
+        super().__init__(
+            f"{where} is deleted (restore_agent brings it back)"
+            if deleted
+            else f"{where} not found"
+        )
+        self.agent_id = agent_id
+        self.namespace = namespace
+        self.deleted = deleted
+
+
+class SnapshotNotFound(StateError):
+    """No snapshot with that id is visible here (unknown, expired, or another namespace's)."""
+
+    def __init__(self, snapshot_id: str, reason: str = "not found") -> None:
+        super().__init__(f"snapshot {snapshot_id!r}: {reason}")
+        self.snapshot_id = snapshot_id
 
 
 class SessionCompleted(StateError):

@@ -11,11 +11,15 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
 from statekeeper import migrate
+from statekeeper.api._sync.agents import AgentsAPI
+from statekeeper.api._sync.events import EventsAPI
 from statekeeper.api._sync.maintenance import MaintenanceAPI
 from statekeeper.api._sync.search import SearchAPI
 from statekeeper.api._sync.sessions import SessionsAPI
+from statekeeper.api._sync.snapshots import SnapshotsAPI
+from statekeeper.api._sync.tasks import TasksAPI
 from statekeeper.api._sync.worktree import WorktreeAPI
-from statekeeper.api.base import PathLike
+from statekeeper.api.base import PathLike, store_options
 from statekeeper.config import create_engine
 from statekeeper.db import Database
 from statekeeper.importers._sync.exporter import LegacyMirror
@@ -24,7 +28,16 @@ from statekeeper.opening import build_engine, mirror_directory, open_store
 __all__ = ["StateManager"]
 
 
-class StateManager(SessionsAPI, WorktreeAPI, SearchAPI, MaintenanceAPI):
+class StateManager(
+    SessionsAPI,
+    EventsAPI,
+    WorktreeAPI,
+    SearchAPI,
+    AgentsAPI,
+    SnapshotsAPI,
+    TasksAPI,
+    MaintenanceAPI,
+):
     """Persistent workflow state on SQLite (default) or PostgreSQL.
 
     `url` is a SQLAlchemy URL or a filesystem path (SQLite); None means $STATEKEEPER_URL or
@@ -33,6 +46,9 @@ class StateManager(SessionsAPI, WorktreeAPI, SearchAPI, MaintenanceAPI):
     `check_schema=False` opens a store at any revision (for `statekeeper db` commands).
     `legacy_mirror=DIR` (or $STATEKEEPER_LEGACY_MIRROR) keeps the legacy editor's files in
     DIR current after every committed change (docs/legacy-migration.md).
+    The agent store: `namespace` is whose agents this manager sees; `max_snapshots` is how
+    many snapshots each session or agent keeps (None: all); `compress_threshold` stores agent
+    states and snapshot payloads larger than that many bytes zstd-compressed (docs/agents.md).
     """
 
     def __init__(
@@ -42,10 +58,14 @@ class StateManager(SessionsAPI, WorktreeAPI, SearchAPI, MaintenanceAPI):
         auto_migrate: bool = True,
         check_schema: bool = True,
         legacy_mirror: PathLike | None = None,
+        namespace: str = "default",
+        max_snapshots: int | None = 10,
+        compress_threshold: int | None = None,
         synchronous: str = "normal",
         busy_timeout_ms: int = 5_000,
         **engine_options: Any,
     ) -> None:
+        self._store = store_options(namespace, max_snapshots, compress_threshold)
         self.url, settings = open_store(url, synchronous, busy_timeout_ms, engine_options)
         self._db = Database(build_engine(create_engine, self.url, settings))
         mirror = mirror_directory(legacy_mirror)

@@ -9,11 +9,14 @@ import json
 import re
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from pydantic_core import from_json
 
 from statekeeper.errors import InvalidInput
+
+E = TypeVar("E", bound=StrEnum)
 
 __all__ = [
     "MONEY_PLACES",
@@ -28,6 +31,7 @@ __all__ = [
     "dump_json",
     "load_json",
     "money",
+    "parse_choice",
     "serialize_json",
     "unstorable",
     "utcnow",
@@ -180,3 +184,12 @@ def check_json(value: Any, field: str) -> Any:
     """The value as it will be stored and read back (tuples become lists, keys strings)."""
     result: Any = json.loads(dump_json(value, field))
     return result
+
+
+def parse_choice(choices: type[E], value: object, field: str = "status") -> E:
+    """A member of a StrEnum from itself or its string value; else InvalidInput listing them."""
+    try:
+        return choices(value)  # type: ignore[arg-type]  # a wrong type is reported below
+    except ValueError:
+        allowed = ", ".join(member.value for member in choices)
+        raise InvalidInput(field, f"unknown {field} {value!r} (allowed: {allowed})") from None

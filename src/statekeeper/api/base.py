@@ -5,31 +5,71 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from statekeeper.asyncdb import AsyncDatabase
 from statekeeper.db import Database
 from statekeeper.errors import InvalidInput
-from statekeeper.values import JsonText, check_non_negative_int, check_text, dump_json
+from statekeeper.values import (
+    JsonText,
+    as_utc,
+    check_id,
+    check_non_negative_int,
+    check_text,
+    dump_json,
+    utcnow,
+)
 
 __all__ = [
     "AsyncManagerBase",
     "ManagerBase",
     "PathLike",
+    "StoreOptions",
     "await_result",
     "call_result",
+    "future_time",
     "json_object",
+    "optional_label",
     "optional_text",
     "positive",
+    "store_options",
 ]
 
 PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """A manager's agent-store settings: whose agents it sees, rotation, compression."""
+
+    namespace: str = "default"
+    max_snapshots: int | None = 10
+    """Snapshots kept per owner; the oldest beyond are pruned on create (None: all kept)."""
+    compress_threshold: int | None = None
+    """Agent states and snapshot payloads above this many bytes of JSON are stored zstd-
+    compressed (None: never)."""
+
+
+def store_options(
+    namespace: str, max_snapshots: int | None, compress_threshold: int | None
+) -> StoreOptions:
+    """Checked agent-store settings of a manager."""
+    return StoreOptions(
+        namespace=check_id(namespace, "namespace"),
+        max_snapshots=None if max_snapshots is None else positive(max_snapshots, "max_snapshots"),
+        compress_threshold=None
+        if compress_threshold is None
+        else check_non_negative_int(compress_threshold, "compress_threshold"),
+    )
 
 
 class ManagerBase:
     """The state every mixin works through: one Database (engine, scope, unit of work)."""
 
     _db: Database
+    _store: StoreOptions
 
 
 class AsyncManagerBase:
@@ -40,6 +80,7 @@ class AsyncManagerBase:
     """
 
     _db: AsyncDatabase
+    _store: StoreOptions
 
 
 async def await_result(fn: Callable[[], Any]) -> Any:
@@ -57,6 +98,34 @@ def call_result(fn: Callable[[], Any]) -> Any:
 
 def optional_text(value: str | None, field: str) -> str | None:
     return None if value is None else check_text(value, field)
+
+
+def optional_label(value: str | None, field: str) -> str | None:
+    """A short label (a status, a state name): an id of at most 64 characters, or None."""
+    if value is None:
+        return None
+    label = check_id(value, field)
+    if len(label) > 64:
+        raise InvalidInput(field, "longer than 64 characters")
+    return label
+
+
+def future_time(value: datetime | timedelta | None, field: str) -> datetime | None:
+    """An aware datetime, or a positive timedelta from now, that lies in the future."""
+    if value is None:
+        return None
+    now = utcnow()
+    if isinstance(value, timedelta):
+        if value <= timedelta(0):
+            raise InvalidInput(field, f"must be a positive duration, got {value}")
+        try:
+            return now + value
+        except OverflowError:
+            raise InvalidInput(field, f"{value} from now is out of range") from None
+    when = as_utc(value, field)
+    if when <= now:
+        raise InvalidInput(field, f"{when.isoformat()} is not in the future")
+    return when
 
 
 def json_object(value: Any, field: str) -> JsonText:

@@ -16,7 +16,17 @@ from sqlalchemy.types import TypeDecorator
 
 from statekeeper.values import MONEY_PLACES, MONEY_PRECISION, ZERO
 
-__all__ = ["Base", "BigIntPK", "JsonValue", "Money", "UTCDateTime", "check_in", "new_id", "zero"]
+__all__ = [
+    "Base",
+    "BigIntPK",
+    "JsonOrNull",
+    "JsonValue",
+    "Money",
+    "UTCDateTime",
+    "check_in",
+    "new_id",
+    "zero",
+]
 
 # Named constraints: SQLite batch migrations can only alter what has a name.
 NAMING_CONVENTION = {
@@ -104,6 +114,10 @@ Money = Numeric(MONEY_PRECISION, MONEY_PLACES, asdecimal=True)
 
 JsonValue = JSON().with_variant(JSONB(), "postgresql")
 """Any JSON value; JSONB on PostgreSQL so notebooks can query into it."""
+
+JsonOrNull = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+"""A JSON value, or SQL NULL for Python None: NULL where a compressed copy holds the value
+(a JSON `null` is bound as the text "null" and stays one)."""
 
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 """A 64-bit surrogate key; INTEGER on SQLite so it aliases the rowid and autoincrements."""

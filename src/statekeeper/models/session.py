@@ -33,6 +33,7 @@ from statekeeper.models.base import (
 from statekeeper.values import utcnow
 
 if TYPE_CHECKING:
+    from statekeeper.models.agent import SnapshotRow
     from statekeeper.models.event import EventRow
     from statekeeper.models.worktree import ChatMessageRow, InstanceRow
 
@@ -137,6 +138,12 @@ class SessionRow(Base):
     events: Mapped[list[EventRow]] = relationship(
         back_populates="session",
         order_by="EventRow.seq",
+        cascade=_OWNED,
+        passive_deletes=True,
+    )
+    snapshots: Mapped[list[SnapshotRow]] = relationship(
+        back_populates="session",
+        order_by="SnapshotRow.pk",
         cascade=_OWNED,
         passive_deletes=True,
     )

@@ -11,7 +11,19 @@ import sqlalchemy as sa
 
 from statekeeper.models import Base
 
-__all__ = ["CHAT", "CONTEXT", "EVENTS", "INSTANCES", "PHASES", "SESSIONS", "AnySelect"]
+__all__ = [
+    "AGENTS",
+    "CHAT",
+    "CONTEXT",
+    "EVENTS",
+    "INSTANCES",
+    "PHASES",
+    "SESSIONS",
+    "SNAPSHOTS",
+    "TASKS",
+    "TRANSITIONS",
+    "AnySelect",
+]
 
 AnySelect: TypeAlias = sa.Select[*tuple[Any, ...]]
 """A SELECT of any columns."""
@@ -22,3 +34,7 @@ CONTEXT = Base.metadata.tables["workflow_context"]
 INSTANCES = Base.metadata.tables["instances"]
 CHAT = Base.metadata.tables["chat_messages"]
 EVENTS = Base.metadata.tables["events"]
+AGENTS = Base.metadata.tables["agents"]
+TRANSITIONS = Base.metadata.tables["state_transitions"]
+SNAPSHOTS = Base.metadata.tables["snapshots"]
+TASKS = Base.metadata.tables["tasks"]

@@ -8,7 +8,10 @@ from statekeeper.executor import prepared
 from statekeeper.queries import CONTEXT, PHASES, SESSIONS
 
 __all__ = [
+    "CONTEXT_DATA",
     "CONTEXT_OF",
+    "DELETE_CONTEXT",
+    "DELETE_PHASES",
     "EXISTS",
     "INSERT",
     "PHASES_OF",
@@ -59,3 +62,12 @@ CONTEXT_OF = prepared(
     .where(SESSIONS.c.id == _SID)
 )
 """Saved context, last completed phase, cost so far and status, in one round trip (sid)."""
+
+CONTEXT_DATA = prepared(sa.select(CONTEXT.c.data).where(CONTEXT.c.session_id == _SID))
+"""The saved context alone (param: sid)."""
+
+DELETE_PHASES = prepared(sa.delete(PHASES).where(PHASES.c.session_id == _SID))
+"""Every phase completion of a session (param: sid), before a snapshot puts its own back."""
+
+DELETE_CONTEXT = prepared(sa.delete(CONTEXT).where(CONTEXT.c.session_id == _SID))
+"""A session's context (param: sid): restoring a snapshot taken before one was saved."""

@@ -1,5 +1,12 @@
 """Pydantic DTOs: the values the API returns and accepts (ORM rows become these in services)."""
 
+from statekeeper.schemas.agents import (
+    AgentState,
+    Snapshot,
+    SnapshotPruneReport,
+    StateTransition,
+    Task,
+)
 from statekeeper.schemas.base import DTO, Money
 from statekeeper.schemas.reports import (
     CostTrend,
@@ -27,6 +34,7 @@ from statekeeper.schemas.worktree import (
 
 __all__ = [
     "DTO",
+    "AgentState",
     "ChatMessage",
     "CostTrend",
     "Event",
@@ -41,6 +49,10 @@ __all__ = [
     "Session",
     "SessionStatistics",
     "SessionSummary",
+    "Snapshot",
+    "SnapshotPruneReport",
+    "StateTransition",
+    "Task",
     "ValidationReport",
     "WorkflowContext",
     "WorktreeInstance",

@@ -6,11 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
+from statekeeper.dialects import event_search_statement
+from statekeeper.errors import InvalidInput
 from statekeeper.executor import UnitOfWork
+from statekeeper.queries import EVENTS
 from statekeeper.queries import events as q
 from statekeeper.schemas import Event
+from statekeeper.services.search import words_of
 
-__all__ = ["append", "by_session", "by_type"]
+__all__ = ["append", "page", "search"]
 
 
 def append(
@@ -42,11 +48,46 @@ def append(
     return event_id
 
 
-def by_session(uow: UnitOfWork, session_id: str) -> list[Event]:
-    """A session's events, oldest first."""
-    return [Event.model_validate(row) for row in uow.execute(q.BY_SESSION, {"sid": session_id})]
+def page(
+    uow: UnitOfWork, by: str, key: str, *, limit: int | None, after: str | None
+) -> list[Event]:
+    """A session's or a type's events in append order, continuing after event `after`."""
+    params: dict[str, Any] = {"key": key, "limit": limit}
+    if after is not None:
+        params["seq"] = _seq_of(uow, after, "after")
+    statement = q.page(by, after=after is not None, limited=limit is not None)
+    return [Event.model_validate(row) for row in uow.execute(statement, params)]
 
 
-def by_type(uow: UnitOfWork, event_type: str) -> list[Event]:
-    """Every event of one type, oldest first."""
-    return [Event.model_validate(row) for row in uow.execute(q.BY_TYPE, {"kind": event_type})]
+def search(
+    uow: UnitOfWork,
+    query: str,
+    *,
+    limit: int,
+    before: str | None,
+    session_id: str | None,
+    event_type: str | None,
+) -> list[Event]:
+    """Events whose content holds every word of `query`, newest first, before event `before`."""
+    words = words_of(query)
+    if not words:
+        return []
+    before_seq = None if before is None else _seq_of(uow, before, "before")
+    sql, params = event_search_statement(
+        uow.dialect.name,
+        words,
+        limit,
+        columns=[column.name for column in EVENTS.c],
+        before=before_seq,
+        session_id=session_id,
+        event_type=event_type,
+    )
+    statement = sa.text(sql).columns(*EVENTS.c)
+    return [Event.model_validate(row) for row in uow.execute(statement, params)]
+
+
+def _seq_of(uow: UnitOfWork, event_id: str, field: str) -> int:
+    seq = uow.scalar(q.SEQ_OF, {"eid": event_id})
+    if seq is None:
+        raise InvalidInput(field, f"no event {event_id!r} to continue from")
+    return int(seq)

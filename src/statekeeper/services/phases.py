@@ -26,6 +26,7 @@ __all__ = [
     "resume",
     "save_context",
     "save_phase",
+    "write_context",
 ]
 
 
@@ -73,7 +74,7 @@ def save_phase(
         },
     )
     if context is not None:
-        _write_context(uow, session_id, context, now)
+        write_context(uow, session_id, context, now)
     events.append(
         uow,
         session_id=session_id,
@@ -112,11 +113,11 @@ def save_context(uow: UnitOfWork, session_id: str, data: Any) -> None:
     """Replace the session's workflow context."""
     sessions_service.lock(uow, session_id)
     now = utcnow()
-    _write_context(uow, session_id, data, now)
+    write_context(uow, session_id, data, now)
     uow.execute(sessions_q.update(session_id, updated_at=now))
 
 
-def _write_context(uow: UnitOfWork, session_id: str, data: Any, now: datetime) -> None:
+def write_context(uow: UnitOfWork, session_id: str, data: Any, now: datetime) -> None:
     """Insert or replace the context row, bumping its version, in one statement."""
     statement = upsert(
         uow.dialect.name, CONTEXT, ("session_id",), ("data", "updated_at"), increment="version"

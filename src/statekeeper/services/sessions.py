@@ -20,7 +20,7 @@ from statekeeper.executor import UnitOfWork
 from statekeeper.queries import sessions as q
 from statekeeper.schemas import Session, SessionSummary
 from statekeeper.services import events, workspaces
-from statekeeper.values import ZERO, check_id, check_text, utcnow
+from statekeeper.values import ZERO, check_id, check_text, parse_choice, utcnow
 
 __all__ = [
     "calculate_duration",
@@ -40,11 +40,7 @@ __all__ = [
 
 def parse_status(value: SessionStatus | str, field: str = "status") -> SessionStatus:
     """A SessionStatus from its enum or string value."""
-    try:
-        return SessionStatus(value)
-    except ValueError:
-        allowed = ", ".join(s.value for s in SessionStatus)
-        raise InvalidInput(field, f"unknown status {value!r} (allowed: {allowed})") from None
+    return parse_choice(SessionStatus, value, field)
 
 
 def lock(

@@ -1,4 +1,4 @@
-"""Sessions, phase checkpoints, workflow context, run_phase, reporting and the event log."""
+"""Sessions, phase checkpoints, workflow context, run_phase and reporting."""
 
 from __future__ import annotations
 
@@ -17,10 +17,8 @@ from statekeeper.api.base import (
 )
 from statekeeper.enums import SessionStatus
 from statekeeper.errors import InvalidInput, SessionCompleted, SessionNotFound
-from statekeeper.executor import UnitOfWork
 from statekeeper.schemas import (
     CostTrend,
-    Event,
     PhaseCompletion,
     PhaseResult,
     Session,
@@ -28,7 +26,7 @@ from statekeeper.schemas import (
     SessionSummary,
     WorkflowContext,
 )
-from statekeeper.services import events, phases, stats
+from statekeeper.services import phases, stats
 from statekeeper.services import sessions as sessions_service
 from statekeeper.values import (
     check_id,
@@ -37,7 +35,6 @@ from statekeeper.values import (
     check_text,
     dump_json,
     money,
-    utcnow,
 )
 
 __all__ = ["AsyncSessionsAPI"]
@@ -264,48 +261,3 @@ class AsyncSessionsAPI(AsyncManagerBase):
         """Cost and session count per UTC day for the last `days` days, oldest first."""
         span = positive(days, "days")
         return await self._db.run(lambda uow: stats.cost_trends(uow, span), write=False)
-
-    async def record_event(
-        self,
-        event_type: str,
-        content: str,
-        *,
-        session_id: str | None = None,
-        actor_type: str = "system",
-        actor_id: str = "statekeeper",
-        metadata: dict[str, Any] | None = None,
-    ) -> str:
-        """Append an event to the log; returns its id."""
-        event_type = check_id(event_type, "event_type")
-        content = check_text(content, "content")
-        actor_type = check_id(actor_type, "actor_type")
-        actor_id = check_id(actor_id, "actor_id")
-        data = json_object(metadata or {}, "metadata")
-
-        def record(uow: UnitOfWork) -> str:
-            if session_id is not None:
-                sessions_service.lock(uow, session_id, allow_completed=True, changes=False)
-            return events.append(
-                uow,
-                event_type=event_type,
-                content=content,
-                now=utcnow(),
-                session_id=session_id,
-                actor_type=actor_type,
-                actor_id=actor_id,
-                metadata=data,
-            )
-
-        return await self._db.run(record, write=True, direct=True)
-
-    async def get_events(self, session_id: str) -> list[Event]:
-        """The session's events, in the order they happened."""
-        return await self._db.run(
-            lambda uow: events.by_session(uow, session_id), write=False, direct=True
-        )
-
-    async def get_events_by_type(self, event_type: str) -> list[Event]:
-        """Every event of one type, in the order they happened."""
-        return await self._db.run(
-            lambda uow: events.by_type(uow, event_type), write=False, direct=True
-        )
