@@ -62,13 +62,14 @@ def upsert(
 
 @cache
 def insert_new(dialect: str, table: sa.Table) -> sa.Insert:
-    """INSERT ... ON CONFLICT DO NOTHING (built once): rowcount 0 when the key is taken.
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING the key (built once): no row when taken.
 
     A concurrent insert of the same key waits for the other transaction and then does
     nothing, where a plain INSERT would fail on PostgreSQL.
     """
     insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    return prepared(insert(table).on_conflict_do_nothing())
+    statement = insert(table).on_conflict_do_nothing()
+    return prepared(statement.returning(*table.primary_key.columns))
 
 
 def reset_sequence(table: str, column: str) -> str:

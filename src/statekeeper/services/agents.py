@@ -101,7 +101,7 @@ def save(
             "created_at": now,
             "updated_at": now,
         }
-        if uow.execute(insert_new(uow.dialect.name, AGENTS), values).rowcount == 1:
+        if uow.execute(insert_new(uow.dialect.name, AGENTS), values).first() is not None:
             _transition(uow, namespace, agent_id, None, status.value, "created", now)
             return _saved(namespace, agent_id, name, status, metadata, state, 1, now, now)
         current = uow.execute(q.LOCK, key).first()  # created concurrently: save over it

@@ -69,9 +69,9 @@ def upgrade() -> None:
         _ts("deleted_at", nullable=True),
         sa.CheckConstraint(
             "status IN ('idle', 'running', 'paused', 'stopped', 'failed')",
-            name="ck_agents_status",
+            name=op.f("ck_agents_status"),
         ),
-        sa.CheckConstraint("version >= 1", name="ck_agents_version_positive"),
+        sa.CheckConstraint("version >= 1", name=op.f("ck_agents_version_positive")),
         sa.PrimaryKeyConstraint("namespace", "agent_id", name="pk_agents"),
     )
     op.create_index(
@@ -112,10 +112,10 @@ def upgrade() -> None:
         _ts("created_at"),
         _ts("expires_at", nullable=True),
         sa.CheckConstraint(
-            "(session_id IS NULL) <> (agent_id IS NULL)", name="ck_snapshots_one_owner"
+            "(session_id IS NULL) <> (agent_id IS NULL)", name=op.f("ck_snapshots_one_owner")
         ),
         sa.CheckConstraint(
-            "(agent_id IS NULL) = (namespace IS NULL)", name="ck_snapshots_agent_namespace"
+            "(agent_id IS NULL) = (namespace IS NULL)", name=op.f("ck_snapshots_agent_namespace")
         ),
         sa.ForeignKeyConstraint(
             ["session_id"],
@@ -145,7 +145,7 @@ def upgrade() -> None:
         _ts("updated_at"),
         sa.CheckConstraint(
             "status IN ('pending', 'in_progress', 'completed', 'failed', 'cancelled')",
-            name="ck_tasks_status",
+            name=op.f("ck_tasks_status"),
         ),
         sa.PrimaryKeyConstraint("id", name="pk_tasks"),
     )
