@@ -19,8 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from statekeeper import StateManager
-from statekeeper.dialects import search_statement
-from statekeeper.dialects import event_search_statement
+from statekeeper.dialects import event_search_statement, search_statement
 from statekeeper.queries import EVENTS
 from statekeeper.queries import agents as qa
 from statekeeper.queries import events as qe
