@@ -29,7 +29,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
 
 from statekeeper.config import WRITE_OPTION, driver_sql
-from statekeeper.errors import InvalidInput, ReadOnlyError, StateError, StorageBusy, StorageError
+from statekeeper.errors import (
+    InvalidInput,
+    ReadOnlyError,
+    StateError,
+    StorageBusy,
+    StorageError,
+    VersionConflict,
+)
 from statekeeper.executor import NeedsConnection, PlanCache, UnitOfWork, driver_errors
 
 __all__ = [
@@ -70,6 +77,9 @@ def translate_error(exc: sa.exc.SQLAlchemyError) -> StateError:
     message = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     if is_transient(exc):
         return StorageBusy(f"database stayed busy after retries: {message}")
+    if isinstance(exc, sa.orm.exc.StaleDataError):
+        # An ORM flush of a versioned row (AgentRow) that someone else saved meanwhile.
+        return VersionConflict(f"saved by someone else since it was loaded: {message}", None, None)
     if isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError):
         return InvalidInput("value", message)
     return StorageError(f"{type(orig).__name__}: {message}")

@@ -89,7 +89,13 @@ class VersionConflict(StateError):
     """An optimistic-concurrency check failed: the stored version moved on."""
 
     def __init__(self, what: str, expected: int | None, actual: int | None) -> None:
-        super().__init__(f"{what}: expected version {expected}, found {actual}")
+        if expected is None:
+            message = what
+        elif actual is None:
+            message = f"{what}: expected version {expected}, but it does not exist"
+        else:
+            message = f"{what}: expected version {expected}, found {actual}"
+        super().__init__(message)
         self.expected = expected
         self.actual = actual
 

@@ -62,7 +62,7 @@ class AsyncSessionsAPI(AsyncManagerBase):
         subject = optional_text(subject, "subject")
         task = optional_text(task, "task")
         model = None if model is None else check_text(model, "model", max_length=255)
-        data = json_object(metadata or {}, "metadata")
+        data = json_object({} if metadata is None else metadata, "metadata")
         return await self._db.run(
             lambda uow: sessions_service.create(
                 uow,

@@ -152,7 +152,7 @@ class AgentsAPI(ManagerBase):
         if state_after is None:
             raise InvalidInput("after", "expected a state, got None")
         why = optional_text(reason, "reason")
-        data = json_object(metadata or {}, "metadata")
+        data = json_object({} if metadata is None else metadata, "metadata")
         namespace = self._store.namespace
         self._db.run(
             lambda uow: agents.record_transition(

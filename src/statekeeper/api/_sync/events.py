@@ -38,7 +38,7 @@ class EventsAPI(ManagerBase):
         if len(actor_type) > 64:
             raise InvalidInput("actor_type", "longer than 64 characters")
         actor_id = check_id(actor_id, "actor_id")
-        data = json_object(metadata or {}, "metadata")
+        data = json_object({} if metadata is None else metadata, "metadata")
 
         def record(uow: UnitOfWork) -> str:
             if session_id is not None:
