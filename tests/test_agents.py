@@ -291,10 +291,15 @@ def test_bad_manager_options_are_refused(
 def test_a_rolled_back_block_leaves_no_transition_and_no_event(sm: StateManager) -> None:
     sm.save_agent_state(AgentState(agent_id="a1"))
     before = (_count(sm, StateTransitionRow), _count(sm, EventRow))
-    with pytest.raises(RuntimeError), sm.transaction():
-        sm.update_agent_status("a1", "running")
-        sm.create_snapshot(agent_id="a1")
-        raise RuntimeError("abandon the block")
+
+    def abandoned() -> None:
+        with sm.transaction():
+            sm.update_agent_status("a1", "running")
+            sm.create_snapshot(agent_id="a1")
+            raise RuntimeError("abandon the block")
+
+    with pytest.raises(RuntimeError):
+        abandoned()
     assert (_count(sm, StateTransitionRow), _count(sm, EventRow)) == before
     loaded = sm.load_agent_state("a1")
     assert loaded is not None and (loaded.status, loaded.version) == ("idle", 1)
@@ -334,11 +339,16 @@ def test_the_orm_reads_agents_and_a_stale_orm_edit_is_a_version_conflict(
         assert [t.state_after for t in row.transitions] == ["idle", "running"]
         assert [snap.description for snap in row.snapshots] == ["first"]
         assert row.snapshots[0].agent is row and row.decoded_state == {"big": "x" * 10}
-    with pytest.raises(VersionConflict), sm.transaction() as s:
-        stale = s.get(AgentRow, ("default", "a1"))
-        assert stale is not None
-        sm.update_agent_status("a1", "paused")  # a new version behind the ORM object's back
-        stale.name = "renamed"
+
+    def stale_edit() -> None:
+        with sm.transaction() as s:
+            stale = s.get(AgentRow, ("default", "a1"))
+            assert stale is not None
+            sm.update_agent_status("a1", "paused")  # a new version behind the ORM's back
+            stale.name = "renamed"
+
+    with pytest.raises(VersionConflict):
+        stale_edit()
     loaded = sm.load_agent_state("a1")
     assert loaded is not None and (loaded.name, loaded.status) == ("a1", "running")
 
