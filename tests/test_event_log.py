@@ -1,0 +1,121 @@
+"""The event log as an audit trail: what statekeeper appends, paging, and full-text search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from statekeeper import AgentState, InvalidInput, StateManager
+
+
+def test_the_log_is_a_complete_trail_of_a_run(sm: StateManager) -> None:
+    sid = sm.create_session("acme")
+    sm.save_phase_completion(sid, "p1", {}, 1, "0.1")
+    snapshot = sm.create_snapshot(session_id=sid)
+    sm.update_session_status(sid, "paused")
+    sm.restore_snapshot(snapshot)
+    sm.record_event("note", "operator looked", session_id=sid, actor_type="user", actor_id="ann")
+    sm.update_session_status(sid, "completed")
+    trail = sm.get_events(sid)
+    assert [e.event_type for e in trail] == [
+        "session.created",
+        "phase.completed",
+        "snapshot.created",
+        "session.status_changed",
+        "snapshot.restored",
+        "note",
+        "session.status_changed",
+    ]
+    assert [e.created_at for e in trail] == sorted(e.created_at for e in trail)
+    assert (trail[5].actor_type, trail[5].actor_id) == ("user", "ann")
+
+
+def test_events_page_in_append_order(sm: StateManager) -> None:
+    sid = sm.create_session()
+    ids = [sm.record_event("tick", f"tick {i}", session_id=sid) for i in range(5)]
+    everything = [e.id for e in sm.get_events(sid)][1:]  # after session.created
+    assert everything == ids
+    first = sm.get_events(sid, limit=3)
+    second = sm.get_events(sid, limit=3, after=first[-1].id)
+    assert [e.id for e in first + second] == [e.id for e in sm.get_events(sid)]
+    assert sm.get_events(sid, after=ids[-1]) == []
+    by_type = sm.get_events_by_type("tick", limit=2)
+    assert [e.id for e in by_type] == ids[:2]
+    assert [e.id for e in sm.get_events_by_type("tick", after=ids[1])] == ids[2:]
+    bad_calls: list[Callable[[], object]] = [
+        lambda: sm.get_events(sid, after="nope"),
+        lambda: sm.get_events(sid, limit=0),
+        lambda: sm.get_events_by_type("tick", limit=-1),
+    ]
+    for bad in bad_calls:
+        with pytest.raises(InvalidInput):
+            bad()
+
+
+def test_search_matches_all_words_newest_first_and_pages(sm: StateManager) -> None:
+    sid = sm.create_session()
+    sm.record_event("deploy", "Deploy of billing failed: timeout", session_id=sid)
+    sm.record_event("deploy", "deploy of search succeeded")
+    sm.record_event("deploy", "Deploy of billing FAILED again")
+    sm.record_event("alert", "billing failed over to the replica")
+    hits = sm.search_events("billing failed")
+    assert [e.content for e in hits] == [
+        "billing failed over to the replica",
+        "Deploy of billing FAILED again",
+        "Deploy of billing failed: timeout",
+    ]
+    page = sm.search_events("billing failed", limit=2)
+    rest = sm.search_events("billing failed", limit=2, before=page[-1].id)
+    assert [e.id for e in page + rest] == [e.id for e in hits]
+    assert [e.event_type for e in sm.search_events("billing", event_type="alert")] == ["alert"]
+    assert [e.content for e in sm.search_events("deploy", session_id=sid)] == [
+        "Deploy of billing failed: timeout"
+    ]
+    assert sm.search_events("billing succeeded") == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"',
+        "NEAR(a b)",
+        "billing*",
+        "a AND OR NOT",
+        "col:val",
+        "^x",
+        "'; DROP TABLE events; --",
+        "\x00",
+    ],
+)
+def test_any_text_is_safe_to_search(sm: StateManager, query: str) -> None:
+    sm.record_event("note", "billing AND failed NEAR the end")
+    assert isinstance(sm.search_events(query), list)
+    assert len(sm.search_events("billing")) == 1
+
+
+def test_agent_changes_are_in_the_log_and_searchable(sm: StateManager) -> None:
+    sm.save_agent_state(AgentState(agent_id="planner", status="running"))
+    sm.update_agent_status("planner", "failed")
+    hits = sm.search_events("planner failed")
+    assert [e.event_type for e in hits] == ["agent.status_changed"]
+    assert sm.search_events("   ") == []
+
+
+def test_bad_event_input_names_the_field_and_writes_nothing(sm: StateManager) -> None:
+    sid = sm.create_session()
+    before = len(sm.get_events(sid))
+    for call, field in (
+        (lambda: sm.record_event("", "x", session_id=sid), "event_type"),
+        (lambda: sm.record_event("t" * 65, "x", session_id=sid), "event_type"),
+        (lambda: sm.record_event("t", "\x00", session_id=sid), "content"),
+        (lambda: sm.record_event("t", "x", session_id=sid, actor_type="a" * 65), "actor_type"),
+        (lambda: sm.record_event("t", "x", session_id=sid, metadata=[]), "metadata"),  # type: ignore[arg-type]
+        (lambda: sm.search_events(3), "query"),  # type: ignore[arg-type]
+        (lambda: sm.search_events("x", limit=0), "limit"),
+        (lambda: sm.search_events("x", before="nope"), "before"),
+    ):
+        with pytest.raises(InvalidInput) as caught:
+            call()
+        assert caught.value.field == field
+    assert len(sm.get_events(sid)) == before
