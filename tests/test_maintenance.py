@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from statekeeper import InvalidInput, StateManager
+from statekeeper import AgentState, InvalidInput, StateManager, Task
 from statekeeper.models import PhaseRow, SessionRow
 
 
@@ -94,6 +94,12 @@ def _everything(sm: StateManager) -> list[object]:
             [(e.event_type, e.content, e.metadata, e.created_at) for e in sm.get_events(s.id)],
         )
         for s in sm.get_session_history(100)
+    ] + [
+        sm.list_agents(include_deleted=True),
+        [sm.get_state_history(a.agent_id) for a in sm.list_agents(include_deleted=True)],
+        [sm.get_snapshot(s.id) for s in sm.list_snapshots()],
+        sm.get_tasks(),
+        sm.get_events_by_type("agent.status_changed"),
     ]
 
 
@@ -103,6 +109,13 @@ def test_copy_to_the_other_engine_keeps_everything(sm: StateManager, other_engin
     sm.add_instance(chat, 1, worktree_path="/w", branch="b", agent_name="a", tmux_session_id="t")
     sm.add_chat_message(chat, "user", "héllo wörld")
     sm.update_session_status(chat, "failed", "boom")
+    sm.save_agent_state(AgentState(agent_id="planner", status="running", state_data="x" * 5000))
+    sm.update_agent_status("planner", "paused")
+    sm.create_snapshot(agent_id="planner")
+    sm.create_snapshot(session_id=chat)
+    sm.save_task(Task(title="review", assigned_to="planner"))
+    with StateManager(sm.engine.url, compress_threshold=0) as compressing:
+        compressing.save_agent_state(AgentState(agent_id="packed", state_data="y" * 5000))
     rows = sm.copy_to(other_engine_url)
     with StateManager(other_engine_url, auto_migrate=False) as copy:
         assert rows > 10
@@ -113,6 +126,8 @@ def test_copy_to_the_other_engine_keeps_everything(sm: StateManager, other_engin
         more = copy.create_session("after the copy")
         copy.add_chat_message(more, "assistant", "still fine")
         copy.save_phase_completion(more, "p1", {}, 1, "0.01")
+        copy.update_agent_status("planner", "running")
+        copy.create_snapshot(agent_id="planner")
         assert copy.get_total_sessions() == 3
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,20 @@ def _rich_session(sm: StateManager, workspace: Path) -> str:
     return sid
 
 
-def test_export_import_round_trip(sm: StateManager, tmp_path: Path, store_url: str) -> None:
+def test_export_import_round_trip(
+    open_sm: Callable[..., StateManager], tmp_path: Path, store_url: str
+) -> None:
+    sm = open_sm(compress_threshold=64)
     sid = _rich_session(sm, tmp_path)
+    snapshot = sm.create_snapshot(session_id=sid, description="before the end")
     before = (
         sm.get_session(sid),
         sm.get_completed_phases(sid),
         sm.load_context(sid),
         sm.get_events(sid),
+        sm.get_snapshot(snapshot),
     )
+    assert before[-1] is not None and before[-1].compressed
     path = tmp_path / "export.json"
     sm.export_session(sid, path)
     document = json.loads(path.read_text(encoding="utf-8"))
@@ -49,6 +56,7 @@ def test_export_import_round_trip(sm: StateManager, tmp_path: Path, store_url: s
         sm.get_completed_phases(sid),
         sm.load_context(sid),
         sm.get_events(sid),
+        sm.get_snapshot(snapshot),
     )
     assert after == before
     assert sm.integrity_check().ok

@@ -6,6 +6,7 @@ and a new column is carried without code here changing.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -34,6 +35,7 @@ _SESSION_TABLES: tuple[tuple[str, str | None, str | None], ...] = (
     ("instances", "id", "instance_number"),
     ("chat_messages", "seq", "seq"),
     ("events", "seq", "seq"),
+    ("snapshots", "pk", "pk"),
 )
 _BATCH = 1_000
 
@@ -52,6 +54,8 @@ def _encode(column: sa.Column[Any], value: Any) -> Any:
         return None
     if isinstance(column.type, UTCDateTime):
         return value.isoformat()
+    if isinstance(column.type, sa.LargeBinary):
+        return base64.b64encode(value).decode("ascii")
     if isinstance(value, Decimal):
         return str(value)
     return value
@@ -62,6 +66,8 @@ def _decode(column: sa.Column[Any], value: Any) -> Any:
         return None
     if isinstance(column.type, UTCDateTime):
         return datetime.fromisoformat(value)
+    if isinstance(column.type, sa.LargeBinary):
+        return base64.b64decode(value, validate=True)
     if isinstance(column.type, sa.Numeric):
         return Decimal(value)
     return value
@@ -98,6 +104,7 @@ _BELONGINGS = [
         SessionRow.instances,
         SessionRow.chat_messages,
         SessionRow.events,
+        SessionRow.snapshots,
     )
 ]
 """Everything of a session, one query a relationship (their order is the models')."""
@@ -122,6 +129,7 @@ def export_session(uow: UnitOfWork, session_id: str) -> dict[str, Any]:
         "instances": _dump(session.instances),
         "chat_messages": _dump(session.chat_messages),
         "events": _dump(session.events),
+        "snapshots": _dump(session.snapshots),
     }
     return {
         "format": FORMAT,
