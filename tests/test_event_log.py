@@ -119,3 +119,41 @@ def test_bad_event_input_names_the_field_and_writes_nothing(sm: StateManager) ->
             call()
         assert caught.value.field == field
     assert len(sm.get_events(sid)) == before
+
+
+def _fts_consistent(sm: StateManager) -> None:
+    """SQLite: the event index holds exactly the logged events (FTS5's own full check)."""
+    if sm.engine.dialect.name == "sqlite":
+        with sm.engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO search_events(search_events, rank) VALUES ('integrity-check', 1)"
+            )
+
+
+def test_the_index_stays_exact_through_deletes_and_reused_keys(sm: StateManager) -> None:
+    keep = sm.create_session()
+    sm.record_event("note", "alpha kept", session_id=keep)
+    doomed = sm.create_session()
+    for i in range(3):
+        sm.record_event("note", f"bravo doomed {i}", session_id=doomed)
+    assert len(sm.search_events("bravo")) == 3  # indexes everything logged so far
+    _fts_consistent(sm)
+    sm.delete_session(doomed)  # the newest events go: SQLite may hand their keys out again
+    reused = [sm.record_event("note", f"charlie fresh {i}") for i in range(2)]
+    assert sm.search_events("bravo") == []
+    assert [e.id for e in sm.search_events("charlie")] == reused[::-1]
+    assert [e.content for e in sm.search_events("alpha")] == ["alpha kept"]
+    _fts_consistent(sm)
+    sm.record_event("note", "delta later")
+    sm.delete_session(keep)
+    assert sm.search_events("alpha") == []
+    assert [e.content for e in sm.search_events("delta")] == ["delta later"]
+    _fts_consistent(sm)
+
+
+def test_search_inside_a_block_sees_the_block_s_own_events(sm: StateManager) -> None:
+    sm.record_event("note", "echo committed")
+    with sm.transaction():
+        sm.record_event("note", "echo pending")
+        assert len(sm.search_events("echo")) == 2
+    assert len(sm.search_events("echo")) == 2

@@ -14,6 +14,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from statekeeper.executor import prepared
 
 __all__ = [
+    "EVENT_INDEX_BEHIND",
+    "EVENT_INDEX_CATCH_UP",
     "MAINTENANCE",
     "as_date",
     "event_search_statement",
@@ -179,6 +181,20 @@ def search_statement(dialect: str, words: list[str], limit: int) -> tuple[str, d
         "WHERE n = 1 ORDER BY rank DESC, session_id LIMIT :limit"
     )
     return sql, params
+
+
+EVENT_INDEX_BEHIND = (
+    "SELECT (SELECT max(seq) FROM events) > (SELECT seq FROM search_events_indexed)"
+)
+"""SQLite: whether events were logged since the event index was last brought up to date."""
+
+EVENT_INDEX_CATCH_UP = (
+    "INSERT INTO search_events(rowid, content) SELECT seq, content FROM events "
+    "WHERE seq > (SELECT seq FROM search_events_indexed) ORDER BY seq",
+    "UPDATE search_events_indexed SET seq = (SELECT max(seq) FROM events) "
+    "WHERE seq < (SELECT max(seq) FROM events)",
+)
+"""SQLite: index the events logged since, in one batch, and move the mark (revision 0005)."""
 
 
 def event_search_statement(

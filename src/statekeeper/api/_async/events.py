@@ -89,10 +89,13 @@ class AsyncEventsAPI(AsyncManagerBase):
     ) -> list[Event]:
         """Events whose content holds every word of `query`, newest first; any text is safe
         (matched as words, never parsed as query syntax). Pass the last id of a page as
-        `before` for the next page."""
+        `before` for the next page. On SQLite, events logged since the last search are
+        indexed first, in one batch (logging an event never pays for indexing it)."""
         if not isinstance(query, str):
             raise InvalidInput("query", f"expected a string, got {type(query).__name__}")
         size = positive(limit, "limit")
+        if await self._db.run(events.index_behind, write=False):
+            await self._db.run(events.index_pending, write=True)
         return await self._db.run(
             lambda uow: events.search(
                 uow,

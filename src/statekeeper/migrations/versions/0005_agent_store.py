@@ -4,8 +4,9 @@ Agents are keyed by (namespace, agent_id); transitions and agent snapshots refer
 that pair and go with them. A snapshot belongs to a session or to an agent, never both.
 Large agent states and snapshot payloads may be stored zstd-compressed in the `*_zstd`
 columns, the JSON column then being NULL.
-Event content is searchable: an external-content FTS5 table kept by triggers on SQLite
-(as revision 0002), a GIN expression index on PostgreSQL.
+Event content is searchable: on SQLite an external-content FTS5 table filled in batches
+before each search (search_events_indexed marks how far), on PostgreSQL a GIN expression
+index.
 
 Revision ID: 0005
 Revises: 0004
@@ -26,6 +27,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 SEARCH, TABLE, KEY, COLUMN = "search_events", "events", "seq", "content"
+MARK = "search_events_indexed"  # SQLite: how far the event log is indexed
 TOKENIZER = "unicode61 remove_diacritics 0"  # as revision 0002: both engines match alike
 PG_INDEXED_CHARS = 262_144
 
@@ -161,18 +163,32 @@ def _create_event_search() -> None:
             f"CREATE VIRTUAL TABLE {SEARCH} USING fts5({COLUMN}, content='{TABLE}', "
             f"content_rowid='{KEY}', tokenize='{TOKENIZER}')"
         )
+        # Events are indexed in batches, by the first search after them (an FTS5 insert per
+        # event would cost every logged change a segment write). Invariant: exactly the
+        # events up to MARK.seq are indexed; the triggers keep it for rows at or below it
+        # (a rowid SQLite reuses after deleting the newest events is indexed at once).
+        op.execute(
+            f"CREATE TABLE {MARK} (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL)"
+        )
+        op.execute(f"INSERT INTO {MARK} (id, seq) VALUES (1, 0)")
+        indexed = f"(SELECT seq FROM {MARK})"
         add = f"INSERT INTO {SEARCH}(rowid, {COLUMN}) VALUES (new.{KEY}, new.{COLUMN});"
         remove = (
             f"INSERT INTO {SEARCH}({SEARCH}, rowid, {COLUMN}) "
             f"VALUES ('delete', old.{KEY}, old.{COLUMN});"
         )
-        op.execute(f"CREATE TRIGGER {SEARCH}_insert AFTER INSERT ON {TABLE} BEGIN {add} END")
-        op.execute(f"CREATE TRIGGER {SEARCH}_delete AFTER DELETE ON {TABLE} BEGIN {remove} END")
+        op.execute(
+            f"CREATE TRIGGER {SEARCH}_insert AFTER INSERT ON {TABLE} "
+            f"WHEN new.{KEY} <= {indexed} BEGIN {add} END"
+        )
+        op.execute(
+            f"CREATE TRIGGER {SEARCH}_delete AFTER DELETE ON {TABLE} "
+            f"WHEN old.{KEY} <= {indexed} BEGIN {remove} END"
+        )
         op.execute(
             f"CREATE TRIGGER {SEARCH}_update AFTER UPDATE OF {COLUMN} ON {TABLE} "
-            f"BEGIN {remove} {add} END"
+            f"WHEN old.{KEY} <= {indexed} BEGIN {remove} {add} END"
         )
-        op.execute(f"INSERT INTO {SEARCH}({SEARCH}) VALUES ('rebuild')")
     else:
         vector = (
             f"to_tsvector('simple'::regconfig, left(coalesce({COLUMN}, ''), {PG_INDEXED_CHARS}))"
@@ -187,6 +203,7 @@ def downgrade() -> None:
         for event in ("insert", "delete", "update"):
             op.execute(f"DROP TRIGGER {SEARCH}_{event}")
         op.execute(f"DROP TABLE {SEARCH}")
+        op.execute(f"DROP TABLE {MARK}")
     else:
         op.execute(f"DROP INDEX {SEARCH}_fts")
     for table in ("tasks", "snapshots", "state_transitions", "agents"):
