@@ -403,3 +403,26 @@ def test_compression_is_off_by_default(sm: StateManager) -> None:
     big = _state_of_size(100_000)
     sm.save_agent_state(AgentState(agent_id="big", state_data=big))
     assert _stored(sm, "big") == (big, None)
+
+
+def test_every_public_name_is_importable_from_the_package() -> None:
+    import statekeeper
+    import statekeeper.models
+
+    for name in (
+        "AgentState",
+        "AgentStatus",
+        "AgentNotFound",
+        "Snapshot",
+        "SnapshotNotFound",
+        "SnapshotPruneReport",
+        "StateTransition",
+        "Task",
+        "TaskStatus",
+    ):
+        assert name in statekeeper.__all__
+    assert all(getattr(statekeeper, name) is not None for name in statekeeper.__all__)
+    for model in ("AgentRow", "StateTransitionRow", "SnapshotRow", "TaskRow"):
+        assert model in statekeeper.models.__all__
+    assert issubclass(statekeeper.AgentNotFound, statekeeper.StateError)
+    assert issubclass(statekeeper.SnapshotNotFound, statekeeper.StateError)
