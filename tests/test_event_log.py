@@ -157,3 +157,28 @@ def test_search_inside_a_block_sees_the_block_s_own_events(sm: StateManager) -> 
         sm.record_event("note", "echo pending")
         assert len(sm.search_events("echo")) == 2
     assert len(sm.search_events("echo")) == 2
+
+
+def test_a_rolled_back_change_leaves_no_event_and_a_committed_one_does(sm: StateManager) -> None:
+    sid = sm.create_session()
+
+    def abandoned() -> None:
+        with sm.transaction():
+            sm.save_phase_completion(sid, "p1", {}, 1, "0.1")
+            sm.update_session_status(sid, "paused")
+            sm.create_snapshot(session_id=sid)
+            sm.record_event("note", "inside the block", session_id=sid)
+            raise RuntimeError("abandon")
+
+    with pytest.raises(RuntimeError):
+        abandoned()
+    assert [e.event_type for e in sm.get_events(sid)] == ["session.created"]
+    assert sm.search_events("inside block") == []
+    with sm.transaction():
+        sm.save_phase_completion(sid, "p1", {}, 1, "0.1")
+        sm.update_session_status(sid, "paused")
+    assert [e.event_type for e in sm.get_events(sid)] == [
+        "session.created",
+        "phase.completed",
+        "session.status_changed",
+    ]
