@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from statekeeper import StateManager
 from statekeeper.models import Base, MigrationRow
 from tests.async_facade import AsyncFacade
+from tests.workers import Worker
 
 ENGINES = ("sqlite", "postgresql")
 PG_ADMIN_URL = os.environ.get(
@@ -189,3 +190,12 @@ def sync_sm(store_url: str) -> Iterator[StateManager]:
     """A StateManager on an empty store, for tests of the sync manager's own machinery."""
     with StateManager(store_url) as manager:
         yield manager
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    """Worker processes a test starts; any still alive afterwards is killed."""
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.kill()

@@ -4,25 +4,14 @@ on SQLite and PostgreSQL: exactly one racer wins, and no snapshot is lost, torn 
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import os
-import queue
 import random
-import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from statekeeper import AgentState, AgentStatus, StateError, StateManager
 from statekeeper.models import EventRow, SnapshotRow, StateTransitionRow
@@ -36,10 +25,10 @@ from tests.agent_crash_worker import (
     race_state,
 )
 from tests.crash_worker import context_for, cost_for, output_for, tokens_for
+from tests.workers import Worker
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 SEED = 4321
 RACERS = 6
 ROUNDS = 4
@@ -47,115 +36,19 @@ KILLS = 6
 MAX_KILL_DELAY_S = 0.4
 START_DELAY_NS = 150_000_000
 """How far ahead of now the racers' common start time is set: all are waiting by then."""
-STARTUP_TIMEOUT_S = 60.0
 AGENT_ID = "snapshotted"
-_SPAWNED = itertools.count()
 
 
-class Worker:
-    """`python -m tests.agent_crash_worker COMMAND URL ARGS...`, its complete stdout lines
-    collected by a thread; on PostgreSQL its sessions get their own application_name."""
-
-    def __init__(self, command: str, url: str, *args: str) -> None:
-        self.url = url
-        self.app = f"sk_agent_worker_{os.getpid()}_{next(_SPAWNED)}"
-        if "://" in url:
-            url = (
-                make_url(url)
-                .update_query_dict({"application_name": self.app})
-                .render_as_string(hide_password=False)
-            )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.agent_crash_worker", command, url, *args],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.endswith("\n"):  # a line cut short by the kill was never acknowledged
-                self.lines.append(line.rstrip("\n"))
-                self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def send(self, line: str) -> None:
-        """Write one command line to the worker's stdin."""
-        assert self.process.stdin is not None
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-
-    def wait_for(self, *prefixes: str, timeout: float = STARTUP_TIMEOUT_S) -> str:
-        """The next line starting with one of `prefixes`; fails if the worker exits or stalls."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"worker printed no {prefixes} line within {timeout} s")
-            if line is None:
-                self.process.wait()
-                assert self.process.stderr is not None
-                pytest.fail(
-                    f"worker exited with {self.process.returncode} before {prefixes}:\n"
-                    f"{self.process.stderr.read()}"
-                )
-            if line.startswith(prefixes):
-                return line
-
-    def kill(self) -> list[str]:
-        """SIGKILL the worker (if still running) and return every complete line it printed."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self._reader.join(timeout=10)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            if stream is not None:
-                with contextlib.suppress(BrokenPipeError):
-                    stream.close()
-        if "://" in self.url:
-            _wait_for_server_sessions(self.url, self.app)
-        return self.lines
-
-
-def _wait_for_server_sessions(url: str, app: str) -> None:
-    """Until a killed worker's PostgreSQL sessions are gone: a COMMIT the server had received
-    when the client died may still be carried out until then (see tests/test_crash.py)."""
-    engine = sa.create_engine(url)
-    query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
-    try:
-        deadline = time.monotonic() + 30
-        with engine.connect() as connection:
-            while connection.execute(query, {"name": app}).scalar():
-                assert time.monotonic() < deadline, "the killed worker's sessions stayed"
-                connection.rollback()
-                time.sleep(0.01)
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    """Workers started by a test; any still alive afterwards is killed."""
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.kill()
+def agent_worker(command: str, url: str, *args: str) -> Worker:
+    """`python -m tests.agent_crash_worker COMMAND URL ARGS...`."""
+    return Worker("tests.agent_crash_worker", url, command, url, *args)
 
 
 # --- Racing saves -------------------------------------------------------------------------
 
 
 def _start_racers(url: str, count: int, workers: list[Worker]) -> list[Worker]:
-    racers = [Worker("race", url, str(k)) for k in range(count)]
+    racers = [agent_worker("race", url, str(k)) for k in range(count)]
     workers.extend(racers)
     for racer in racers:
         racer.wait_for("ready")
@@ -392,7 +285,7 @@ def test_sigkill_during_snapshots_leaves_only_whole_logged_snapshots(
         acked: dict[str, str] = {}
         stored = 0
         for run in range(KILLS):
-            worker = Worker("snapshot", store_url, session_id, AGENT_ID, str(run))
+            worker = agent_worker("snapshot", store_url, session_id, AGENT_ID, str(run))
             workers.append(worker)
             worker.wait_for("ack 0")  # snapshotting: from here on, kill at any moment
             time.sleep(rng.uniform(0.0, MAX_KILL_DELAY_S))
@@ -418,7 +311,7 @@ def test_snapshot_check_catches_torn_unlogged_and_early_acked_snapshots(
     with StateManager(store_url) as sm:
         session_id = populate(sm, AGENT_ID)
         expected = expected_payloads(sm, session_id)
-        worker = Worker("snapshot", store_url, session_id, AGENT_ID, "0", "--faults")
+        worker = agent_worker("snapshot", store_url, session_id, AGENT_ID, "0", "--faults")
         workers.append(worker)
         worker.wait_for("ack 4")
         acked = _acks(worker.kill(), 0)

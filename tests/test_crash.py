@@ -8,124 +8,36 @@ phase, and session totals equal to the exact Decimal sum of its phases.
 
 from __future__ import annotations
 
-import os
-import queue
 import random
-import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from statekeeper import StateManager
 from tests.crash_worker import context_for, cost_for, output_for, tokens_for
+from tests.workers import Worker
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 SEED = 1234
 KILLS = 15
 MAX_KILL_DELAY_S = 0.25
-STARTUP_TIMEOUT_S = 30.0
-WORKER_APP = f"sk_crash_worker_{os.getpid()}"
-"""The application_name of this run's workers on PostgreSQL (xdist runs several at once)."""
 
 
-class Worker:
-    """A crash_worker subprocess whose complete stdout lines a thread collects as they come."""
+class CrashWorker(Worker):
+    """A tests.crash_worker process checkpointing phases of one session."""
 
     def __init__(self, url: str, session_id: str, *options: str) -> None:
-        self.url = url
-        if "://" in url:  # PostgreSQL: name the worker's server sessions, to wait for them
-            url = str(make_url(url).update_query_dict({"application_name": WORKER_APP}))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash_worker", url, session_id, *options],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.endswith("\n"):  # a line cut short by the kill was never acknowledged
-                self.lines.append(line.rstrip("\n"))
-                self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def wait_for(self, prefix: str, timeout: float = STARTUP_TIMEOUT_S) -> str:
-        """The next line starting with `prefix`; fails if the worker exits or stalls first."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"worker printed no {prefix!r} line within {timeout} s")
-            if line is None:
-                self.process.wait()
-                assert self.process.stderr is not None
-                pytest.fail(
-                    f"worker exited with {self.process.returncode} before {prefix!r}:\n"
-                    f"{self.process.stderr.read()}"
-                )
-            if line.startswith(prefix):
-                return line
+        super().__init__("tests.crash_worker", url, url, session_id, *options)
 
     def ready(self) -> int:
         """Wait until the worker has opened the store; the index of its first phase."""
         return int(self.wait_for("ready ").split()[1])
 
-    def kill(self) -> list[str]:
+    def acked(self) -> list[str]:
         """SIGKILL the worker and return the phase ids it acknowledged."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self._reader.join(timeout=10)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
-        if "://" in self.url:
-            _wait_for_server_sessions(self.url)
-        return [line.split()[1] for line in self.lines if line.startswith("ack ")]
-
-
-def _wait_for_server_sessions(url: str) -> None:
-    """Until the killed worker's PostgreSQL sessions are gone: a COMMIT the server had
-    received when the client died is still being carried out until then, so a check made
-    earlier could miss a phase the next worker then finds."""
-    engine = sa.create_engine(url)
-    query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
-    try:
-        deadline = time.monotonic() + 30
-        with engine.connect() as connection:
-            while connection.execute(query, {"name": WORKER_APP}).scalar():
-                assert time.monotonic() < deadline, "the killed worker's sessions stayed"
-                connection.rollback()
-                time.sleep(0.01)
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    """Workers started by a test; any still alive afterwards is killed."""
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.kill()
+        return [line.split()[1] for line in self.kill() if line.startswith("ack ")]
 
 
 def verify(sm: StateManager, session_id: str, known: int) -> int:
@@ -184,12 +96,12 @@ def test_sigkill_loses_no_acknowledged_phase(
         stored = verify(sm, session_id, 0)
         in_flight_committed = 0
         for _ in range(KILLS):
-            worker = Worker(store_url, session_id, *options)
+            worker = CrashWorker(store_url, session_id, *options)
             workers.append(worker)
             start = worker.ready()
             assert start == stored, "the worker must continue from what the store holds"
             time.sleep(rng.uniform(0.0, MAX_KILL_DELAY_S))
-            acked = worker.kill()
+            acked = worker.acked()
             assert acked == [f"p{i}" for i in range(start, start + len(acked))]
             known = start + len(acked)
             stored = verify(sm, session_id, known)
@@ -206,12 +118,12 @@ def test_verify_catches_context_saved_in_its_own_transaction(
     """The check above can fail: a worker that saves context separately is caught."""
     with StateManager(store_url) as sm:
         session_id = sm.create_session("split context", kind="crash")
-        worker = Worker(store_url, session_id)
+        worker = CrashWorker(store_url, session_id)
         workers.append(worker)
         worker.wait_for("ack p2")
-        stored = verify(sm, session_id, len(worker.kill()))
+        stored = verify(sm, session_id, len(worker.acked()))
 
-        split = Worker(store_url, session_id, "--split-context")
+        split = CrashWorker(store_url, session_id, "--split-context")
         workers.append(split)
         assert split.ready() == stored
         split.wait_for("ack ")  # phase committed, context not yet: kill in between
