@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from statekeeper.cli import db, legacy, sessions, stats
+from statekeeper.cli import agents, db, events, legacy, sessions, snapshots, stats
 from statekeeper.cli.output import fail
 from statekeeper.errors import StateError
 
@@ -39,6 +39,9 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(sessions.app, name="sessions")
+app.add_typer(agents.app, name="agents")
+app.add_typer(snapshots.app, name="snapshots")
+app.add_typer(events.app, name="events")
 app.command("stats")(stats.stats)
 app.command("import-json")(legacy.import_json)
 app.command("validate-json")(legacy.validate_json)

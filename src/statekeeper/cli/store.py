@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Annotated, cast
+
+import typer
 
 if TYPE_CHECKING:
-    import typer
-
     from statekeeper.manager import StateManager
 
-__all__ = ["open_manager", "store_url"]
+__all__ = ["NamespaceOption", "open_manager", "store_url"]
+
+NamespaceOption = Annotated[
+    str, typer.Option("--namespace", metavar="NS", help="The agent namespace to work in.")
+]
+"""The `--namespace` option of the agent store's commands."""
 
 
 def store_url(ctx: typer.Context) -> str | None:
@@ -18,9 +23,16 @@ def store_url(ctx: typer.Context) -> str | None:
 
 
 def open_manager(
-    ctx: typer.Context, *, auto_migrate: bool = True, check_schema: bool = True
+    ctx: typer.Context,
+    *,
+    auto_migrate: bool = True,
+    check_schema: bool = True,
+    namespace: str = "default",
 ) -> StateManager:
-    """A StateManager on the store; use it as a context manager so it is closed."""
+    """A StateManager on the store, seeing `namespace`'s agents; use it as a context manager
+    so it is closed."""
     from statekeeper.manager import StateManager
 
-    return StateManager(store_url(ctx), auto_migrate=auto_migrate, check_schema=check_schema)
+    return StateManager(
+        store_url(ctx), auto_migrate=auto_migrate, check_schema=check_schema, namespace=namespace
+    )
