@@ -16,6 +16,7 @@ STRING = pd.StringDtype()
 INT = pd.Int64Dtype()
 FLOAT = "float64"
 UTC_TIME = "datetime64[us, UTC]"
+BOOL = pd.BooleanDtype()
 
 EXPECTED_DTYPES: dict[str, dict[str, Any]] = {
     "session_stats": {
@@ -68,7 +69,32 @@ EXPECTED_DTYPES: dict[str, dict[str, Any]] = {
         "p90_ms": FLOAT,
         "p99_ms": FLOAT,
     },
+    "agent_states": {
+        "namespace": STRING,
+        "agent_id": STRING,
+        "name": STRING,
+        "status": STRING,
+        "version": INT,
+        "metadata": "object",
+        "state_data": "object",
+        "compressed": BOOL,
+        "created_at": UTC_TIME,
+        "updated_at": UTC_TIME,
+        "deleted_at": UTC_TIME,
+    },
+    "snapshots": {
+        "id": STRING,
+        "session_id": STRING,
+        "namespace": STRING,
+        "agent_id": STRING,
+        "description": STRING,
+        "created_at": UTC_TIME,
+        "expires_at": UTC_TIME,
+        "size_bytes": INT,
+        "compressed": BOOL,
+    },
 }
+EXPECTED_DTYPES["decoded_snapshots"] = {**EXPECTED_DTYPES["snapshots"], "payload": "object"}
 
 
 def _populate(sm: StateManager) -> list[str]:
@@ -146,6 +172,9 @@ def test_an_empty_store_gives_empty_frames_with_the_same_dtypes(sync_sm: StateMa
         ("session_stats", analytics.session_stats),
         ("phase_stats", analytics.phase_stats),
         ("daily_costs", analytics.daily_costs),
+        ("agent_states", analytics.agent_states),
+        ("snapshots", analytics.snapshots),
+        ("decoded_snapshots", lambda sm: analytics.snapshots(sm, decode=True)),
     ):
         frame = read(sync_sm)
         assert frame.empty
@@ -165,3 +194,88 @@ def test_metadata_spreads_over_columns(sync_sm: StateManager) -> None:
     assert frame["metadata.team"].tolist() == ["a", "a", "a"]
     assert frame["metadata.n"].tolist() == [2, 1, 0]
     assert frame.groupby("metadata.team")["cost_usd"].sum().round(8).to_dict() == {"a": 0.18}
+
+
+BIG_STATE = {"log": [f"step {n} done" for n in range(200)]}
+"""Large and repetitive: stored compressed above a small threshold."""
+
+
+def _populate_agents(store_url: str) -> tuple[str, str, str]:
+    """Agents in two namespaces (one compressed, one deleted) and three snapshots; returns
+    the ids of a session snapshot, a compressed agent snapshot and a plain one."""
+    with StateManager(store_url, compress_threshold=256) as sm:
+        sm.save_agent_state({"agent_id": "big", "status": "running", "state_data": BIG_STATE})
+        sm.save_agent_state({"agent_id": "small", "state_data": [1, "two"], "metadata": {"k": 1}})
+        sm.save_agent_state({"agent_id": "gone", "state_data": None})
+        sm.delete_agent("gone")
+        sid = sm.create_session("run")
+        sm.save_phase_completion(sid, "plan", {}, 100, "0.01", context={"step": 1})
+        session_snapshot = sm.create_snapshot(session_id=sid, description="after plan")
+        big_snapshot = sm.create_snapshot(agent_id="big")
+    with StateManager(store_url, namespace="worker") as worker:
+        worker.save_agent_state({"agent_id": "big", "state_data": {"mine": True}})
+        small_snapshot = worker.create_snapshot(agent_id="big")
+    return session_snapshot, big_snapshot, small_snapshot
+
+
+def test_agent_states_are_decoded_with_the_same_dtypes_on_both_engines(store_url: str) -> None:
+    _populate_agents(store_url)
+    with StateManager(store_url) as sm:  # no threshold: a reader decodes whatever was written
+        with sm.engine.connect() as connection:
+            state, blob = connection.exec_driver_sql(
+                "SELECT state_data, state_data_zstd FROM agents "
+                "WHERE namespace = 'default' AND agent_id = 'big'"
+            ).one()
+        frame = analytics.agent_states(sm)
+        assert frame.dtypes.to_dict() == EXPECTED_DTYPES["agent_states"]
+    assert state is None and isinstance(blob, bytes)  # what plain SQL sees of it
+    keys = list(zip(frame["namespace"], frame["agent_id"], strict=True))
+    assert keys == [("default", "big"), ("default", "small"), ("worker", "big")]
+    rows = frame.set_index(["namespace", "agent_id"])
+    assert rows.loc[("default", "big"), "state_data"] == BIG_STATE
+    assert rows.loc[("default", "big"), "compressed"]
+    assert rows.loc[("default", "big"), "status"] == "running"
+    assert rows.loc[("default", "small"), "state_data"] == [1, "two"]
+    assert not rows.loc[("default", "small"), "compressed"]
+    assert rows.loc[("default", "small"), "metadata"] == {"k": 1}
+    assert rows.loc[("worker", "big"), "state_data"] == {"mine": True}
+    assert frame["version"].tolist() == [1, 1, 1]
+    assert frame["deleted_at"].isna().all()
+
+
+def test_agent_states_filter_by_namespace_and_show_deleted_on_request(store_url: str) -> None:
+    _populate_agents(store_url)
+    worker = analytics.agent_states(store_url, namespace="worker")
+    assert worker["agent_id"].tolist() == ["big"]
+    everything = analytics.agent_states(store_url, namespace="default", include_deleted=True)
+    assert everything["agent_id"].tolist() == ["big", "gone", "small"]
+    gone = everything.set_index("agent_id").loc["gone"]
+    assert gone["deleted_at"] >= gone["created_at"] and gone["version"] == 2
+    assert gone["state_data"] is None
+    assert everything.dtypes.to_dict() == EXPECTED_DTYPES["agent_states"]
+
+
+def test_snapshots_list_metadata_and_decode_payloads(store_url: str) -> None:
+    session_snapshot, big_snapshot, small_snapshot = _populate_agents(store_url)
+    frame = analytics.snapshots(store_url)
+    assert frame.dtypes.to_dict() == EXPECTED_DTYPES["snapshots"]
+    assert frame["id"].tolist() == [small_snapshot, big_snapshot, session_snapshot]  # newest first
+    assert frame["compressed"].tolist() == [False, True, False]
+    assert frame["namespace"].tolist()[:2] == ["worker", "default"]
+    assert pd.isna(frame["namespace"].iloc[2]) and pd.isna(frame["agent_id"].iloc[2])
+    assert frame["description"].iloc[2] == "after plan"
+    assert (frame["size_bytes"] > 0).all() and frame["expires_at"].isna().all()
+
+    decoded = analytics.snapshots(store_url, decode=True)
+    assert decoded.dtypes.to_dict() == EXPECTED_DTYPES["decoded_snapshots"]
+    decoded = decoded.set_index("id")
+    assert decoded.loc[big_snapshot, "payload"] == {
+        "status": "running",
+        "state_data": BIG_STATE,
+        "version": 1,
+    }
+    assert decoded.loc[small_snapshot, "payload"]["state_data"] == {"mine": True}
+    session = decoded.loc[session_snapshot, "payload"]
+    assert session["context"] == {"step": 1}
+    assert [phase["phase_id"] for phase in session["phases"]] == ["plan"]
+    assert session["cost_usd"] == "0.01000000"

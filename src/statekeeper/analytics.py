@@ -1,11 +1,13 @@
-"""DataFrames for notebooks: roll-ups per session, per phase and per day (pandas required).
+"""DataFrames for notebooks: roll-ups per session, per phase and per day, and the agent
+store's agents and snapshots (pandas required).
 
 Each function takes a StateManager (anything with an `engine`), a URL (or SQLite path) or
-an Engine and reads the
-views of migration 0003 through SQLAlchemy with the models' types, then fixes the dtypes,
-so a frame is the same on SQLite and PostgreSQL: timestamps `datetime64[us, UTC]`, counts
-and milliseconds `Int64`, money `float64` rounded to 8 places (exact to the cent), text
-`string`, JSON decoded to Python objects. `pip install 'statekeeper[analytics]'`.
+an Engine and reads the views of migration 0003 (or the agent store's tables) through
+SQLAlchemy with the models' types, then fixes the dtypes, so a frame is the same on SQLite
+and PostgreSQL: timestamps `datetime64[us, UTC]`, counts and milliseconds `Int64`, money
+`float64` rounded to 8 places (exact to the cent), text `string`, flags `boolean`, JSON
+decoded to Python objects (zstd-compressed agent states and snapshot payloads included).
+`pip install 'statekeeper[analytics]'`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
+from statekeeper.compression import unpack
 from statekeeper.config import create_engine, resolve_url
 from statekeeper.models.base import JsonValue, Money, UTCDateTime
-from statekeeper.queries import PHASES
+from statekeeper.queries import AGENTS, PHASES, SNAPSHOTS
 from statekeeper.values import MONEY_PLACES
 
 if TYPE_CHECKING:
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "agent_states",
     "daily_costs",
     "phase_durations",
     "phase_stats",
@@ -36,9 +40,10 @@ __all__ = [
     "plot_overview",
     "plot_phase_durations",
     "session_stats",
+    "snapshots",
 ]
 
-_TEXT, _INT, _MONEY, _TIME, _JSON, _FLOAT, _DAY = (
+_TEXT, _INT, _MONEY, _TIME, _JSON, _FLOAT, _DAY, _BOOL = (
     "string",
     "Int64",
     "money",
@@ -46,6 +51,7 @@ _TEXT, _INT, _MONEY, _TIME, _JSON, _FLOAT, _DAY = (
     "json",
     "float64",
     "day",
+    "boolean",
 )
 
 _SESSION_STATS: Mapping[str, str] = {
@@ -90,6 +96,30 @@ _DAILY_COSTS: Mapping[str, str] = {
     "cost_usd": _MONEY,
     "tokens_in": _INT,
     "tokens_out": _INT,
+}
+_AGENT_STATES: Mapping[str, str] = {
+    "namespace": _TEXT,
+    "agent_id": _TEXT,
+    "name": _TEXT,
+    "status": _TEXT,
+    "version": _INT,
+    "metadata": _JSON,
+    "state_data": _JSON,
+    "compressed": _BOOL,
+    "created_at": _TIME,
+    "updated_at": _TIME,
+    "deleted_at": _TIME,
+}
+_SNAPSHOTS: Mapping[str, str] = {
+    "id": _TEXT,
+    "session_id": _TEXT,
+    "namespace": _TEXT,
+    "agent_id": _TEXT,
+    "description": _TEXT,
+    "created_at": _TIME,
+    "expires_at": _TIME,
+    "size_bytes": _INT,
+    "compressed": _BOOL,
 }
 _SQL_TYPES: Mapping[str, sa.types.TypeEngine[Any]] = {
     _TIME: UTCDateTime(),
@@ -213,6 +243,81 @@ def phase_durations(source: Any, percentiles: tuple[float, ...] = (0.5, 0.9, 0.9
     for q in percentiles:
         result[f"p{round(q * 100):g}_ms"] = grouped.quantile(q).astype("float64")
     return result.reset_index()
+
+
+def agent_states(
+    source: Any, *, namespace: str | None = None, include_deleted: bool = False
+) -> pd.DataFrame:
+    """One row per agent, by namespace then agent id, with its state decoded.
+
+    `state_data` is the saved state as Python objects, whether it was stored as JSON or
+    zstd-compressed (`compressed` says which). Every namespace unless `namespace` is given;
+    soft-deleted agents (`deleted_at` set) only with `include_deleted=True`.
+    """
+    a = AGENTS.c
+    statement = sa.select(
+        a.namespace,
+        a.agent_id,
+        a.name,
+        a.status,
+        a.version,
+        a["metadata"],
+        a.state_data,
+        a.state_data_zstd,
+        a.created_at,
+        a.updated_at,
+        a.deleted_at,
+    ).order_by(a.namespace, a.agent_id)
+    if namespace is not None:
+        statement = statement.where(a.namespace == namespace)
+    if not include_deleted:
+        statement = statement.where(a.deleted_at.is_(None))
+    with _engine(source) as engine, engine.connect() as connection:
+        rows = [
+            (
+                *row[:6],
+                unpack(row.state_data, row.state_data_zstd, f"state of agent {row.agent_id!r}"),
+                row.state_data_zstd is not None,
+                *row[8:],
+            )
+            for row in connection.execute(statement)
+        ]
+    return _frame(rows, _AGENT_STATES)
+
+
+def snapshots(source: Any, *, decode: bool = False) -> pd.DataFrame:
+    """One row per snapshot, newest first: its owner (`session_id`, or `namespace` and
+    `agent_id`), description, times, `size_bytes` (of its JSON) and whether it is stored
+    compressed. Snapshots of every namespace, expired ones included until deleted.
+
+    `decode=True` adds a `payload` column with what each snapshot holds, decompressed
+    (a session's context, phases and totals; an agent's state, status and version).
+    """
+    s = SNAPSHOTS.c
+    columns = _SNAPSHOTS if not decode else {**_SNAPSHOTS, "payload": _JSON}
+    selected: list[sa.ColumnElement[Any]] = [
+        s.id,
+        s.session_id,
+        s.namespace,
+        s.agent_id,
+        s.description,
+        s.created_at,
+        s.expires_at,
+        s.size_bytes,
+        s.payload_zstd.is_not(None),
+    ]
+    if decode:
+        selected += [s.payload, s.payload_zstd]
+    statement = sa.select(*selected).order_by(s.pk.desc())
+    with _engine(source) as engine, engine.connect() as connection:
+        if decode:
+            rows = [
+                (*row[:9], unpack(row[9], row[10], f"payload of snapshot {row[0]!r}"))
+                for row in connection.execute(statement)
+            ]
+        else:
+            rows = [tuple(row) for row in connection.execute(statement)]
+    return _frame(rows, columns)
 
 
 def _pyplot() -> Any:

@@ -86,13 +86,13 @@ def _session_payload(uow: UnitOfWork, session_id: str) -> dict[str, Any]:
                 "completed_at": row.completed_at.isoformat(),
                 "duration_ms": row.duration_ms,
                 "output": row.output,
-                "cost_usd": str(row.cost_usd),
+                "cost_usd": format(row.cost_usd, "f"),
                 "tokens_in": row.tokens_in,
                 "tokens_out": row.tokens_out,
             }
             for row in uow.execute(phases_q.PHASES_OF, {"sid": session_id})
         ],
-        "cost_usd": str(session.cost_usd),
+        "cost_usd": format(session.cost_usd, "f"),
         "tokens_in": session.tokens_in,
         "tokens_out": session.tokens_out,
     }
