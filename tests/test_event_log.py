@@ -182,3 +182,15 @@ def test_a_rolled_back_change_leaves_no_event_and_a_committed_one_does(sm: State
         "phase.completed",
         "session.status_changed",
     ]
+
+
+@pytest.mark.parametrize("query", ["crawler-1", "3.5", "x-1", "api.example.com", "v2.0.1"])
+def test_terms_joined_by_punctuation_find_themselves_on_both_engines(
+    sm: StateManager, query: str
+) -> None:
+    sm.record_event("note", "crawler-1 stalled at step 3.5 on x-1 via api.example.com v2.0.1")
+    sm.record_event("note", "an unrelated line")
+    assert [e.content for e in sm.search_events(query)] == [
+        "crawler-1 stalled at step 3.5 on x-1 via api.example.com v2.0.1"
+    ]
+    assert len(sm.search_events(f"( {query} ) stalled")) == 1

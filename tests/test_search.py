@@ -223,3 +223,12 @@ def test_postgres_search_uses_the_gin_indexes(sm: StateManager) -> None:
         plan = "\n".join(row[0] for row in connection.execute(sa.text(f"EXPLAIN {sql}"), params))
     for source in ("search_subject", "search_task", "search_chat", "search_output"):
         assert f"{source}_fts" in plan, plan
+
+
+@pytest.mark.parametrize("query", ["bug-2", "3.5", "parser.py", "bug-2 parser.py"])
+def test_terms_joined_by_punctuation_find_their_session_on_both_engines(
+    sm: StateManager, query: str
+) -> None:
+    sid = sm.create_session("acme", task="fix bug-2 in parser.py before 3.5 ships")
+    sm.create_session("other", task="nothing to see")
+    assert [hit.session_id for hit in sm.search_sessions(query)] == [sid]

@@ -18,7 +18,7 @@ from statekeeper.executor import UnitOfWork
 from statekeeper.queries import EVENTS
 from statekeeper.queries import events as q
 from statekeeper.schemas import Event
-from statekeeper.services.search import words_of
+from statekeeper.services.search import terms_of
 
 __all__ = ["append", "index_behind", "index_pending", "page", "search"]
 
@@ -73,7 +73,7 @@ def search(
     event_type: str | None,
 ) -> list[Event]:
     """Events whose content holds every word of `query`, newest first, before event `before`."""
-    words = words_of(query)
+    words = terms_of(query, uow.dialect.name)
     if not words:
         return []
     before_seq = None if before is None else _seq_of(uow, before, "before")

@@ -11,7 +11,7 @@ from statekeeper.dialects import search_statement
 from statekeeper.executor import UnitOfWork
 from statekeeper.schemas import SearchHit
 
-__all__ = ["MAX_WORDS", "search", "words_of"]
+__all__ = ["MAX_WORDS", "search", "terms_of", "words_of"]
 
 MAX_WORDS = 16
 """Words beyond this many are ignored: the query grows with each one."""
@@ -37,9 +37,30 @@ def words_of(query: str) -> list[str]:
     return list(words.values())
 
 
+_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")  # NUL, lone surrogates: never valid text
+
+
+def terms_of(query: str, dialect: str) -> list[str]:
+    """What a search matches, split as each engine split the indexed text.
+
+    SQLite: the words (FTS5's unicode61 splits text the same way). PostgreSQL: each
+    whitespace-separated part holding a word, which its parser then splits as it split the
+    text, so `crawler-1` (`crawler`, `-1`) and `3.5` find themselves; at most 16 either way.
+    """
+    if dialect == "sqlite":
+        return words_of(query)
+    terms: dict[str, str] = {}
+    for part in _UNSENDABLE.sub(" ", query).split():
+        if words_of(part):
+            terms.setdefault(part.lower(), part)
+            if len(terms) == MAX_WORDS:
+                break
+    return list(terms.values())
+
+
 def search(uow: UnitOfWork, query: str, limit: int) -> list[SearchHit]:
     """Sessions holding every word of `query`, best first, with their best-matching snippet."""
-    words = words_of(query)
+    words = terms_of(query, uow.dialect.name)
     if not words:
         return []
     sql, params = search_statement(uow.dialect.name, words, limit)
