@@ -44,6 +44,10 @@ def test_quick_benchmark_runs_clean(tmp_path: Path, pg_admin: sa.Engine) -> None
     engines = {r["engine"] for r in results["ops"]}
     assert engines == {"sqlite", "postgresql"}
     assert {r["op"] for r in results["ops"]} >= {"get_session", "save_phase_completion"}
+    for engine in engines:  # the agent store's writes, with the floor doing the same
+        measured = {(r["op"], r["impl"]) for r in results["ops"] if r["engine"] == engine}
+        for op in ("save_agent_state", "create_snapshot"):
+            assert {(op, "statekeeper"), (op, "floor")} <= measured
     assert {r["engine"] for r in results["ops"] if r["impl"] == "statekeeper_async"} == engines
     assert [r["sessions"] for r in results["import_memory"]] == [500, 2_000]
     assert (tmp_path / "results.md").read_text().count("|") > 100

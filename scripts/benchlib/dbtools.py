@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from benchlib.workload import Plan
+from benchlib.workload import AGENT_STATUS, MAX_SNAPSHOTS, Plan
 
 __all__ = ["Postgres", "import_digest", "ops_problems", "pg_size", "sqlite_size"]
 
@@ -27,6 +27,9 @@ _GROUPS = {
     "chat_messages": "chat",
     "agent_sessions": "chat",
     "agent_messages": "chat",
+    "agents": "agents",
+    "state_transitions": "agents",
+    "snapshots": "agents",
 }
 _FTS_OWNERS = {"search_task": "sessions", "search_chat": "chat_messages"}
 
@@ -145,6 +148,64 @@ def _decimal(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(_CENT_FRACTION)
 
 
+def _json(value: Any) -> Any:
+    """A JSON column's value: SQLite gives its text, psycopg the decoded jsonb."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _agent_problems(connection: Any, plan: Plan) -> list[str]:
+    """Each agent at its last save's version and state, its creation its only transition,
+    and the newest MAX_SNAPSHOTS of its snapshots kept, the newest holding that state."""
+    problems = []
+    last = plan.last_agent_save
+    rows = connection.execute(
+        "SELECT agent_id, status, version, state_data, state_data_zstd FROM agents"
+    ).fetchall()
+    if len(rows) != len(last):
+        problems.append(f"agents: {len(rows)} rows, not {len(last)}")
+    for agent_id, status, version, data, blob in rows:
+        save = last.get(agent_id)
+        wanted = None if save is None else save.expected_version + 1
+        if version != wanted or status != AGENT_STATUS or blob is not None:
+            problems.append(f"agent {agent_id}: version {version} or status {status} wrong")
+            break
+        if save is None or _json(data) != save.state_data:
+            problems.append(f"agent {agent_id}: state is not its last save's")
+            break
+    transitions = connection.execute(
+        "SELECT count(*) FROM state_transitions WHERE state_before IS NULL"
+    ).fetchone()[0]
+    if transitions != len(last) or _count_of(connection, "state_transitions") != len(last):
+        problems.append(f"state_transitions: not one creation per agent ({transitions})")
+    kept: dict[str, list[Any]] = defaultdict(list)
+    for agent_id, payload, size in connection.execute(
+        "SELECT agent_id, payload, size_bytes FROM snapshots ORDER BY pk DESC"
+    ):
+        kept[agent_id].append((_json(payload), size))
+    for agent_id, taken in plan.snapshot_counts.items():
+        if len(kept[agent_id]) != min(taken, MAX_SNAPSHOTS):
+            problems.append(f"agent {agent_id}: {len(kept[agent_id])} snapshots kept")
+            break
+        save = last[agent_id]
+        wanted_payload = {
+            "status": AGENT_STATUS,
+            "state_data": save.state_data,
+            "version": save.expected_version + 1,
+        }
+        text = json.dumps(wanted_payload, ensure_ascii=False, separators=(",", ":"))
+        if kept[agent_id][0] != (wanted_payload, len(text.encode())):
+            problems.append(f"agent {agent_id}: newest snapshot's payload or size wrong")
+            break
+    if sum(len(rows) for rows in kept.values()) != _count_of(connection, "snapshots"):
+        problems.append("snapshots: some belong to no agent of the plan")
+    return problems
+
+
+def _count_of(connection: Any, table: str) -> int:
+    """Rows in `table` (one of ours: never user input)."""
+    return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
 def ops_problems(engine: str, target: str, plan: Plan) -> list[str]:
     """What a statekeeper-schema store should hold after the ops run, and does not."""
     problems = []
@@ -160,7 +221,8 @@ def ops_problems(engine: str, target: str, plan: Plan) -> list[str]:
             "phase_completions": n,
             "workflow_context": len(plan.last_phase),
             "chat_messages": n,
-            "events": 2 * n,
+            # a session and a phase each; an agent's creation; a snapshot
+            "events": 2 * n + len(plan.agents) + len(plan.snapshot_targets),
         }
         for table, rows in wanted.items():
             if count(table) != rows:
@@ -183,6 +245,7 @@ def ops_problems(engine: str, target: str, plan: Plan) -> list[str]:
             if version != plan.phase_counts[sid] or value != plan.last_phase[sid].context:
                 problems.append(f"workflow_context of {sid}: version {version} or data wrong")
                 break
+        problems += _agent_problems(connection, plan)
     finally:
         connection.close()
     return problems

@@ -100,6 +100,39 @@ STATEMENTS: dict[str, str] = {
         "SELECT seq, id, session_id, role, content, created_at, instance_number "
         "FROM chat_messages WHERE session_id = ? ORDER BY seq LIMIT ?"
     ),
+    # the agents' untimed first saves: BEGIN IMMEDIATE; lock_agent (no row); insert_agent;
+    # insert_transition; insert_event; COMMIT
+    "insert_agent": (
+        "INSERT INTO agents (namespace, agent_id, name, status, metadata, state_data, "
+        "state_data_zstd, version, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
+        "RETURNING namespace, agent_id"
+    ),
+    "insert_transition": (
+        "INSERT INTO state_transitions (namespace, agent_id, state_before, state_after, "
+        "reason, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    ),
+    # save_agent_state (a versioned save, status unchanged): BEGIN IMMEDIATE; lock_agent;
+    # update_agent; COMMIT (a status change would add insert_transition and insert_event)
+    "lock_agent": (
+        "SELECT name, status, version, deleted_at, created_at, state_data, state_data_zstd "
+        "FROM agents WHERE namespace = ? AND agent_id = ?"
+    ),
+    "update_agent": (
+        "UPDATE agents SET name = ?, status = ?, metadata = ?, state_data = ?, "
+        "state_data_zstd = ?, version = ?, updated_at = ? WHERE namespace = ? AND agent_id = ?"
+    ),
+    # create_snapshot of an agent: BEGIN IMMEDIATE; lock_agent; insert_snapshot;
+    # rotate_agent_snapshots; insert_event; COMMIT
+    "insert_snapshot": (
+        "INSERT INTO snapshots (id, session_id, namespace, agent_id, description, payload, "
+        "payload_zstd, size_bytes, created_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+    "rotate_agent_snapshots": (
+        "DELETE FROM snapshots WHERE pk IN (SELECT pk FROM snapshots "
+        "WHERE namespace = ? AND agent_id = ? ORDER BY pk DESC LIMIT -1 OFFSET ?)"
+    ),
     # legacy import: per 500 sessions, BEGIN IMMEDIATE; executemany of import_session,
     # import_instance, insert_chat and insert_event; COMMIT
     "import_session": (
@@ -124,8 +157,13 @@ STATEMENTS: dict[str, str] = {
 """Every floor statement, by name, in SQLite's dialect with qmark parameters."""
 
 POSTGRESQL: dict[str, str] = {
-    # The session row is locked against concurrent writers (SQLite: BEGIN IMMEDIATE).
+    # The session and agent rows are locked against concurrent writers (SQLite: BEGIN
+    # IMMEDIATE).
     "lock_session": STATEMENTS["lock_session"] + " FOR UPDATE",
+    "lock_agent": STATEMENTS["lock_agent"] + " FOR UPDATE",
+    # SQLAlchemy returns the new key of a serial table on PostgreSQL, unasked.
+    "insert_snapshot": STATEMENTS["insert_snapshot"] + " RETURNING pk",
+    "rotate_agent_snapshots": STATEMENTS["rotate_agent_snapshots"].replace("LIMIT -1", "LIMIT ALL"),
 }
 """Statements that differ on PostgreSQL (before the placeholder conversion)."""
 

@@ -425,8 +425,11 @@ def plot_ops(path: Path, results: dict[str, Any]) -> None:
     """ops/s per implementation and setting, one panel per operation, labelled with ÷ floor."""
     plt = _pyplot()
     panels = [*OPS, "import_json"]
-    fig, axes = plt.subplots(3, 3, figsize=(15, 11))
-    for ax, op in zip(axes.flat, panels, strict=True):
+    rows = -(-len(panels) // 3)
+    fig, axes = plt.subplots(rows, 3, figsize=(15, 11 * rows / 3))
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, op in zip(axes.flat, panels, strict=False):
         if op == "import_json":
             records = [
                 {**r, "ops_per_s": r["sessions_per_s"]} for r in results["import"] if r["median_s"]

@@ -11,6 +11,7 @@ import resource
 import statistics
 import time
 import traceback
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from benchlib.workload import (
     MARKER,
     OPS,
     SEARCH_LIMIT,
+    AgentSave,
     Plan,
     make_plan,
 )
@@ -121,6 +123,13 @@ def _check_result(op: str, plan: Plan, store: Store, index: int, arg: Any, resul
         source = plan.searches[index][1]
         if not result or (len(result) < SEARCH_LIMIT and source not in result):
             return f"search({arg!r}) missed session {source}: {result[:3]}"
+    elif op == "save_agent_state" and result != arg.expected_version + 1:
+        return f"save_agent_state({arg.agent_id}) stored version {result}, not the next one"
+    elif op == "create_snapshot":
+        try:
+            uuid.UUID(result)
+        except (TypeError, ValueError, AttributeError):
+            return f"create_snapshot({arg}) gave {result!r}, not a snapshot id"
     return ""
 
 
@@ -148,6 +157,16 @@ def _final_checks(plan: Plan, store: Store) -> list[str]:
         problems.append("load_context of a session without context is not None")
     if store.get_session("no-such-session") is not None:
         problems.append("get_session of an unknown id is not None")
+    # A save over a version that has moved on must be refused, and write nothing (what the
+    # agents then hold is checked by the parent, dbtools.ops_problems).
+    stale = plan.agent_saves[0]
+    try:
+        store.save_agent_state(AgentSave(stale.agent_id, {"stale": True}, 1))
+    except Exception as exc:  # statekeeper's VersionConflict, or the floor's
+        if type(exc).__name__ != "VersionConflict":
+            problems.append(f"a stale save_agent_state raised {exc!r}, not a VersionConflict")
+    else:
+        problems.append("a save_agent_state over a stale version was not refused")
     return problems
 
 
@@ -159,6 +178,8 @@ def _run_ops(spec: dict[str, Any], result: dict[str, Any]) -> None:
         for op in OPS:
             if op not in store.supports:
                 continue
+            for seed in plan.setup(op):  # untimed: what the operation works on
+                store.create_agent(seed)
             args = plan.args(op)
             budget = spec["read_budget_s"] if op in READS else None
             timed = store.run_timed(op, store.prepare(op, args), budget)

@@ -20,10 +20,13 @@ from typing import Any, NamedTuple
 
 from benchlib.floor_sql import PRAGMAS, STATEMENTS, SearchTemplate, search_sql, sql
 from benchlib.workload import (
+    AGENT_STATUS,
     CHAT_LIMIT,
     HISTORY_LIMIT,
+    MAX_SNAPSHOTS,
     OPS,
     SEARCH_LIMIT,
+    AgentSave,
     ChatArgs,
     PhaseArgs,
 )
@@ -36,6 +39,7 @@ __all__ = [
     "StatekeeperStore",
     "Store",
     "Timed",
+    "VersionConflict",
     "sqlite_now",
     "time_awaited",
 ]
@@ -44,6 +48,12 @@ IMPORT_BATCH = 500
 """Sessions per transaction in the floor's legacy import (statekeeper's BATCH_SIZE)."""
 _CENT_FRACTION = Decimal(1).scaleb(-8)  # NUMERIC(15, 8)
 SYNCHRONOUS = {0: "off", 1: "normal", 2: "full", 3: "extra"}
+NAMESPACE = "default"
+"""The agents' namespace: StateManager's default."""
+
+
+class VersionConflict(Exception):
+    """The floor's stale `expected_version` (statekeeper raises its own of the same name)."""
 
 
 class Loaded(NamedTuple):
@@ -61,6 +71,11 @@ class Timed(NamedTuple):
     wall_ns: int
     first: Any
     last: Any
+
+
+def _json(value: Any) -> str:
+    """JSON text as statekeeper writes it (values.dump_json): compact, non-ASCII kept."""
+    return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 
 
 def sqlite_now() -> str:
@@ -128,6 +143,18 @@ class Store:
     def search_sessions(self, query: str) -> list[str]:
         raise NotImplementedError
 
+    def create_agent(self, save: AgentSave) -> None:
+        """An agent's first save (untimed: what save_agent_state saves over)."""
+        raise NotImplementedError
+
+    def save_agent_state(self, save: AgentSave) -> int:
+        """A versioned save; the version stored."""
+        raise NotImplementedError
+
+    def create_snapshot(self, agent_id: str) -> str:
+        """A snapshot of an agent, rotation included; its id."""
+        raise NotImplementedError
+
     def import_json(self, directory: Path) -> int:
         raise NotImplementedError
 
@@ -182,6 +209,18 @@ def _loaded(context: Any) -> Loaded | None:
     return Loaded(context.data, context.last_completed_phase, context.accumulated_cost)
 
 
+def _save_agent(sm: Any, save: AgentSave) -> Any:
+    """save_agent_state as a caller makes it: building the AgentState is part of the call.
+
+    Imported here, not at the top, since the floor's process never imports statekeeper;
+    after the first call the import is a dictionary lookup.
+    """
+    from statekeeper.schemas import AgentState
+
+    state = AgentState(agent_id=save.agent_id, status=AGENT_STATUS, state_data=save.state_data)
+    return sm.save_agent_state(state, expected_version=save.expected_version)
+
+
 # Each operation as (the manager call, what the checker is given of its result), so the sync
 # and the async manager are measured doing exactly the same thing.
 _CALLS: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any], Any]]] = {
@@ -229,6 +268,9 @@ _CALLS: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any], Any]]] = {
         lambda sm, query: sm.search_sessions(query, limit=SEARCH_LIMIT),
         lambda hits: [hit.session_id for hit in hits],
     ),
+    "create_agent": (_save_agent, lambda _: None),
+    "save_agent_state": (_save_agent, lambda state: state.version),
+    "create_snapshot": (lambda sm, agent_id: sm.create_snapshot(agent_id=agent_id), str),
     "import_json": (lambda sm, directory: sm.import_json(directory), _imported),
 }
 
@@ -350,6 +392,12 @@ class FloorStore(Store):
         else:
             self.connection.commit()
 
+    def _rollback(self) -> None:
+        if self.sqlite:
+            self.cur.execute("ROLLBACK")
+        else:
+            self.connection.rollback()
+
     # Values as statekeeper binds them.
 
     def _now(self) -> Any:
@@ -399,7 +447,14 @@ class FloorStore(Store):
         self._commit()
 
     def _event(
-        self, session_id: str, kind: str, content: str, metadata: dict[str, Any], now: Any
+        self,
+        session_id: str | None,
+        kind: str,
+        content: str,
+        metadata: dict[str, Any],
+        now: Any,
+        *,
+        actor: tuple[str, str] = ("system", "statekeeper"),
     ) -> None:
         self.cur.execute(
             self.q["insert_event"],
@@ -407,8 +462,7 @@ class FloorStore(Store):
                 str(uuid.uuid4()),
                 session_id,
                 kind,
-                "system",
-                "statekeeper",
+                *actor,
                 content,
                 json.dumps(metadata),
                 now,
@@ -517,6 +571,109 @@ class FloorStore(Store):
         rows = self.cur.execute(*statement).fetchall()
         self._commit()
         return [row[0] for row in rows]
+
+    # The agent store. Agent states and snapshot payloads are JSON text as statekeeper writes
+    # it (compact, non-ASCII kept), so payloads and their size_bytes match its byte for byte.
+
+    def _lock_agent(self, agent_id: str) -> Any:
+        row = self.cur.execute(self.q["lock_agent"], (NAMESPACE, agent_id)).fetchone()
+        if row is None or row[3] is not None:
+            self._rollback()
+            raise LookupError(f"agent {agent_id} is missing or deleted")
+        return row
+
+    def create_agent(self, save: AgentSave) -> None:
+        now = self._now()
+        self._begin(True)
+        if self.cur.execute(self.q["lock_agent"], (NAMESPACE, save.agent_id)).fetchone():
+            self._rollback()
+            raise VersionConflict(f"agent {save.agent_id} exists")
+        created = self.cur.execute(
+            self.q["insert_agent"],
+            (
+                NAMESPACE,
+                save.agent_id,
+                save.agent_id,
+                AGENT_STATUS,
+                "{}",
+                _json(save.state_data),
+                None,
+                1,
+                now,
+                now,
+            ),
+        ).fetchone()
+        if created is None:
+            self._rollback()
+            raise VersionConflict(f"agent {save.agent_id} created concurrently")
+        self._transition(save.agent_id, None, AGENT_STATUS, now)
+        self._commit()
+
+    def _transition(self, agent_id: str, before: str | None, after: str, now: Any) -> None:
+        """A status change: its transition row and its event (services/agents._transition)."""
+        self.cur.execute(
+            self.q["insert_transition"], (NAMESPACE, agent_id, before, after, None, "{}", now)
+        )
+        self._event(
+            None,
+            "agent.created" if before is None else "agent.status_changed",
+            f"agent {agent_id} created ({after})"
+            if before is None
+            else f"agent {agent_id}: {before} -> {after}",
+            {"namespace": NAMESPACE, "agent_id": agent_id, "from": before, "to": after},
+            now,
+            actor=("agent", agent_id),
+        )
+
+    def save_agent_state(self, save: AgentSave) -> int:
+        state = _json(save.state_data)  # serialized before the transaction, as statekeeper
+        now = self._now()
+        self._begin(True)
+        current = self._lock_agent(save.agent_id)
+        if current[2] != save.expected_version:
+            self._rollback()
+            raise VersionConflict(
+                f"agent {save.agent_id}: expected version {save.expected_version}, "
+                f"found {current[2]}"
+            )
+        version = int(current[2]) + 1
+        key = (NAMESPACE, save.agent_id)
+        self.cur.execute(
+            self.q["update_agent"],
+            (save.agent_id, AGENT_STATUS, "{}", state, None, version, now, *key),
+        )
+        if current[1] != AGENT_STATUS:
+            self._transition(save.agent_id, current[1], AGENT_STATUS, now)
+        self._commit()
+        return version
+
+    def create_snapshot(self, agent_id: str) -> str:
+        now = self._now()
+        self._begin(True)
+        current = self._lock_agent(agent_id)
+        if current[6] is not None:
+            self._rollback()
+            raise NotImplementedError("the floor writes no compressed states")
+        state = current[5]
+        if self.sqlite and state is not None:
+            state = json.loads(state)  # psycopg decodes jsonb itself
+        text = _json({"status": current[1], "state_data": state, "version": current[2]})
+        snapshot_id = str(uuid.uuid4())
+        size = len(text.encode())
+        values = (snapshot_id, None, NAMESPACE, agent_id, None, text, None, size, now, None)
+        self.cur.execute(self.q["insert_snapshot"], values)
+        self.cur.execute(self.q["rotate_agent_snapshots"], (NAMESPACE, agent_id, MAX_SNAPSHOTS))
+        owner = {"session_id": None, "namespace": NAMESPACE, "agent_id": agent_id}
+        self._event(
+            None,
+            "snapshot.created",
+            f"snapshot {snapshot_id} of agent {agent_id} created",
+            {"snapshot_id": snapshot_id, **owner},
+            now,
+            actor=("agent", agent_id),
+        )
+        self._commit()
+        return snapshot_id
 
     def import_json(self, directory: Path) -> int:
         imported = 0

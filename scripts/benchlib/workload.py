@@ -15,12 +15,15 @@ from functools import cached_property
 from typing import Any
 
 __all__ = [
+    "AGENT_STATUS",
     "CHAT_LIMIT",
     "HISTORY_LIMIT",
     "MARKER",
+    "MAX_SNAPSHOTS",
     "OPS",
     "SEARCH_LIMIT",
     "SEED",
+    "AgentSave",
     "ChatArgs",
     "PhaseArgs",
     "Plan",
@@ -39,6 +42,12 @@ HISTORY_LIMIT = 50
 CHAT_LIMIT = 100
 SEARCH_LIMIT = 20
 MESSAGES_PER_CHAT_SESSION = 150
+CALLS_PER_AGENT = 40
+"""Saves (and snapshots) per agent, on average: each agent passes MAX_SNAPSHOTS early."""
+AGENT_STATUS = "running"
+"""Every agent's status, at creation and in every save: a save changes no status."""
+MAX_SNAPSHOTS = 10
+"""Snapshots statekeeper keeps per owner (StateManager's default `max_snapshots`)."""
 
 OPS = (
     "create_session",
@@ -49,6 +58,8 @@ OPS = (
     "add_chat_message",
     "get_chat_history",
     "search_sessions",
+    "save_agent_state",
+    "create_snapshot",
 )
 """The timed operations, in the order every run makes them (the legacy import is separate)."""
 
@@ -118,6 +129,16 @@ class ChatArgs:
     content: str
 
 
+@dataclass(frozen=True)
+class AgentSave:
+    """What save_agent_state is given: a state of about 2 KB as JSON, status AGENT_STATUS,
+    saved only over `expected_version` (0: the agent's first save, which creates it)."""
+
+    agent_id: str
+    state_data: dict[str, Any]
+    expected_version: int
+
+
 @dataclass
 class Plan:
     """Every call of one run, with what the store must hold afterwards."""
@@ -132,6 +153,11 @@ class Plan:
     searches: list[tuple[str, str]]
     """(query, id of the session whose task the two words come from)"""
     marker_session: str
+    agents: list[AgentSave]
+    """The agents' first saves (version 1), made untimed before save_agent_state's calls."""
+    agent_saves: list[AgentSave]
+    snapshot_targets: list[str]
+    """The agent each create_snapshot call snapshots."""
     expected_cost: dict[str, Decimal] = field(default_factory=dict)
 
     def args(self, op: str) -> list[Any]:
@@ -152,7 +178,29 @@ class Plan:
             return list(self.chat_reads)
         if op == "search_sessions":
             return [query for query, _source in self.searches]
+        if op == "save_agent_state":
+            return list(self.agent_saves)
+        if op == "create_snapshot":
+            return list(self.snapshot_targets)
         raise ValueError(op)
+
+    def setup(self, op: str) -> list[AgentSave]:
+        """What must be in the store before `op`'s calls, made untimed just before them:
+        the agents that save_agent_state saves over."""
+        return list(self.agents) if op == "save_agent_state" else []
+
+    @cached_property
+    def last_agent_save(self) -> dict[str, AgentSave]:
+        """Each agent's last save (its creation when no timed save chose it)."""
+        return {s.agent_id: s for s in [*self.agents, *self.agent_saves]}
+
+    @cached_property
+    def snapshot_counts(self) -> dict[str, int]:
+        """How many snapshots were taken of each agent (before rotation)."""
+        counts: dict[str, int] = defaultdict(int)
+        for agent_id in self.snapshot_targets:
+            counts[agent_id] += 1
+        return dict(counts)
 
     @cached_property
     def last_phase(self) -> dict[str, PhaseArgs]:
@@ -252,15 +300,41 @@ def make_plan(n: int) -> Plan:
         source = rng.choice(sessions)
         first, second = rng.sample(sorted(set(source.task.split()) - {MARKER}), 2)
         searches.append((f"{first} {second}", source.id))
+    load_targets = [rng.choice(with_context) for _ in range(n)]
+    get_targets = [rng.choice(ids) for _ in range(n)]
+    chat_reads = [rng.choice(chat_sessions) for _ in range(n)]
+
+    # The agent store, drawn after everything above so that the other operations' calls
+    # stay what they were before it was added.
+    states = [
+        {
+            "agent": f"agent {i}",
+            "step": i,
+            "plan": [_text(rng, vocab, 240) for _ in range(8)],
+            "done": i % 2 == 0,
+        }
+        for i in range(16)
+    ]
+    agent_ids = [f"agent-{seeded_uuid(rng)}" for _ in range(max(1, n // CALLS_PER_AGENT))]
+    agents = [AgentSave(aid, rng.choice(states), 0) for aid in agent_ids]
+    versions = dict.fromkeys(agent_ids, 1)
+    agent_saves = []
+    for _ in range(n):
+        aid = rng.choice(agent_ids)
+        agent_saves.append(AgentSave(aid, rng.choice(states), versions[aid]))
+        versions[aid] += 1
     return Plan(
         n=n,
         sessions=sessions,
         phases=phases,
-        load_targets=[rng.choice(with_context) for _ in range(n)],
-        get_targets=[rng.choice(ids) for _ in range(n)],
+        load_targets=load_targets,
+        get_targets=get_targets,
         chats=chats,
-        chat_reads=[rng.choice(chat_sessions) for _ in range(n)],
+        chat_reads=chat_reads,
         searches=searches,
         marker_session=sessions[marker].id,
+        agents=agents,
+        agent_saves=agent_saves,
+        snapshot_targets=[rng.choice(agent_ids) for _ in range(n)],
         expected_cost=dict(expected_cost),
     )
