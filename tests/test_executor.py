@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from statekeeper import InvalidInput, StateManager
+from statekeeper import AgentState, InvalidInput, StateManager, Task
 from statekeeper.dialects import upsert
 from statekeeper.executor import MAX_PLANS, PREPARED_OPTION, NeedsConnection, UnitOfWork, prepared
 from statekeeper.queries import CONTEXT
@@ -165,6 +165,16 @@ def test_every_call_marked_direct_runs_on_the_driver_alone(
     first = sm.add_chat_message(new, "user", "hi")
     sm.add_chat_message(new, "assistant", "hello", instance_number=1)
     assert sm.run_phase(new, "p", lambda: 1) == {"o": 2}
+    sm.save_agent_state(AgentState(agent_id="direct", state_data={"s": 1}), expected_version=0)
+    sm.save_agent_state(AgentState(agent_id="direct", status="running"), expected_version=1)
+    sm.update_agent_status("direct", "paused", reason="r")
+    sm.record_state_transition("direct", "a", "b")
+    agent_snapshot = sm.create_snapshot(agent_id="direct")
+    sm.create_snapshot(session_id=new)
+    sm.restore_snapshot(agent_snapshot)
+    sm.delete_agent("direct")
+    sm.restore_agent("direct")
+    task = sm.save_task(Task(title="t", assigned_to="direct"))
     reads = [
         sm.get_session(new),
         sm.get_session_history(5),
@@ -180,10 +190,23 @@ def test_every_call_marked_direct_runs_on_the_driver_alone(
         sm.get_instances(new),
         sm.get_chat_history(new, after=first, limit=1),
         sm.get_worktree_session(new),
+        sm.get_events(new, limit=2, after=first_event(sm, new)),
+        sm.load_agent_state("direct"),
+        sm.list_agents(status="paused"),
+        sm.get_state_history("direct"),
+        sm.get_snapshot(agent_snapshot),
+        sm.list_snapshots(agent_id="direct"),
+        sm.get_task(task.id),
+        sm.get_tasks(assigned_to="direct"),
     ]
     assert all(value is not None for value in reads)
     sm.delete_session(new)
     assert sm._db.fallbacks == 0
+
+
+def first_event(sm: StateManager, session_id: str) -> str:
+    """The id of a session's first event."""
+    return sm.get_events(session_id, limit=1)[0].id
 
 
 def test_a_rejected_write_on_the_driver_path_writes_nothing(

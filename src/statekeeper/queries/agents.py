@@ -9,7 +9,16 @@ import sqlalchemy as sa
 from statekeeper.executor import prepared
 from statekeeper.queries import AGENTS, TRANSITIONS
 
-__all__ = ["BY_ID", "HISTORY", "INSERT_TRANSITION", "LOCK", "PURGE", "UPDATE", "listing"]
+__all__ = [
+    "BY_ID",
+    "HISTORY",
+    "INSERT_TRANSITION",
+    "LOCK",
+    "LOCK_WITH_STATE",
+    "PURGE",
+    "UPDATE",
+    "listing",
+]
 
 _NS: sa.BindParameter[str] = sa.bindparam("ns")
 _KEY = sa.and_(AGENTS.c.namespace == _NS, AGENTS.c.agent_id == sa.bindparam("aid"))
@@ -17,23 +26,23 @@ _KEY = sa.and_(AGENTS.c.namespace == _NS, AGENTS.c.agent_id == sa.bindparam("aid
 BY_ID = prepared(sa.select(AGENTS).where(_KEY))
 """One agent, deleted or not (params: ns, aid)."""
 
-LOCK = prepared(
-    sa.select(
-        AGENTS.c.name,
-        AGENTS.c.status,
-        AGENTS.c.version,
-        AGENTS.c.deleted_at,
-        AGENTS.c.created_at,
-        AGENTS.c.state_data,
-        AGENTS.c.state_data_zstd,
-    )
-    .where(_KEY)
-    .with_for_update()
+_LOCKED = (
+    AGENTS.c.name,
+    AGENTS.c.status,
+    AGENTS.c.version,
+    AGENTS.c.deleted_at,
+    AGENTS.c.created_at,
 )
+LOCK = prepared(sa.select(*_LOCKED).where(_KEY).with_for_update())
 """What a write checks, the row locked on PostgreSQL (params: ns, aid).
 
 On SQLite the BEGIN IMMEDIATE of every write transaction already serializes writers.
 """
+
+LOCK_WITH_STATE = prepared(
+    sa.select(*_LOCKED, AGENTS.c.state_data, AGENTS.c.state_data_zstd).where(_KEY).with_for_update()
+)
+"""LOCK, and the stored state too (a snapshot of the agent); params: ns, aid."""
 
 UPDATE = prepared(sa.update(AGENTS).where(_KEY))
 """Change an agent (params: ns, aid, and the columns to set)."""

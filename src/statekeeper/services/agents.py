@@ -55,9 +55,11 @@ def to_state(row: Any) -> AgentState:
     )
 
 
-def lock(uow: UnitOfWork, namespace: str, agent_id: str) -> Any:
-    """Lock a live agent for a write and return what a write checks; raise if there is none."""
-    row = uow.execute(q.LOCK, {"ns": namespace, "aid": agent_id}).first()
+def lock(uow: UnitOfWork, namespace: str, agent_id: str, *, with_state: bool = False) -> Any:
+    """Lock a live agent for a write and return what a write checks (and its stored state,
+    `with_state`); raise if there is none."""
+    statement = q.LOCK_WITH_STATE if with_state else q.LOCK
+    row = uow.execute(statement, {"ns": namespace, "aid": agent_id}).first()
     if row is None:
         raise AgentNotFound(agent_id, namespace)
     if row.deleted_at is not None:
@@ -110,19 +112,20 @@ def save(
     if expected_version is not None and current.version != expected_version:
         raise VersionConflict(what, expected_version, current.version)
     version = current.version + 1
-    uow.execute(
-        q.UPDATE,
-        {
-            **key,
-            "name": name,
-            "status": status.value,
-            "metadata": metadata,
-            "state_data": stored,
-            "state_data_zstd": blob,
-            "version": version,
-            "updated_at": now,
-        },
-    )
+    changes: dict[str, Any] = {
+        **key,
+        "metadata": metadata,
+        "state_data": stored,
+        "state_data_zstd": blob,
+        "version": version,
+        "updated_at": now,
+    }
+    # Unchanged columns are left out: SQLite then leaves the status index alone.
+    if current.name != name:
+        changes["name"] = name
+    if current.status != status.value:
+        changes["status"] = status.value
+    uow.execute(q.UPDATE, changes)
     if current.status != status.value:
         _transition(uow, namespace, agent_id, current.status, status.value, None, now)
     return _saved(
@@ -288,18 +291,7 @@ def record_transition(
 ) -> None:
     """An explicit transition of a live agent; its status is left as it is."""
     lock(uow, namespace, agent_id)
-    uow.execute(
-        q.INSERT_TRANSITION,
-        {
-            "namespace": namespace,
-            "agent_id": agent_id,
-            "state_before": before,
-            "state_after": after,
-            "reason": reason,
-            "metadata": metadata,
-            "created_at": utcnow(),
-        },
-    )
+    _insert_transition(uow, namespace, agent_id, before, after, reason, metadata, utcnow())
 
 
 def history(uow: UnitOfWork, namespace: str, agent_id: str, limit: int) -> list[StateTransition]:
@@ -318,18 +310,7 @@ def _transition(
     now: datetime,
 ) -> None:
     """Record a status change made through the API: a transition and an event."""
-    uow.execute(
-        q.INSERT_TRANSITION,
-        {
-            "namespace": namespace,
-            "agent_id": agent_id,
-            "state_before": before,
-            "state_after": after,
-            "reason": reason,
-            "metadata": {},
-            "created_at": now,
-        },
-    )
+    _insert_transition(uow, namespace, agent_id, before, after, reason, {}, now)
     events.append(
         uow,
         event_type="agent.created" if before is None else "agent.status_changed",
@@ -340,4 +321,28 @@ def _transition(
         actor_type="agent",
         actor_id=agent_id,
         metadata={"namespace": namespace, "agent_id": agent_id, "from": before, "to": after},
+    )
+
+
+def _insert_transition(
+    uow: UnitOfWork,
+    namespace: str,
+    agent_id: str,
+    before: str | None,
+    after: str,
+    reason: str | None,
+    metadata: Any,
+    now: datetime,
+) -> None:
+    uow.execute(
+        q.INSERT_TRANSITION,
+        {
+            "namespace": namespace,
+            "agent_id": agent_id,
+            "state_before": before,
+            "state_after": after,
+            "reason": reason,
+            "metadata": metadata,
+            "created_at": now,
+        },
     )

@@ -44,7 +44,7 @@ def create(
         rotation = {"sid": session_id}
     else:
         assert agent_id is not None
-        current = agents.lock(uow, namespace, agent_id)
+        current = agents.lock(uow, namespace, agent_id, with_state=True)
         payload = {
             "status": current.status,
             "state_data": compression.unpack(current.state_data, current.state_data_zstd),
