@@ -10,6 +10,7 @@ which keeps totals, events and versions. See docs/orm.md.
 from statekeeper.models.agent import AgentRow, SnapshotRow, StateTransitionRow, TaskRow
 from statekeeper.models.base import Base
 from statekeeper.models.event import EventRow, MigrationRow
+from statekeeper.models.graph import GraphCheckpointRow, GraphWriteRow
 from statekeeper.models.session import ContextRow, PhaseRow, SessionRow, WorkspaceRow
 from statekeeper.models.worktree import ChatMessageRow, InstanceRow
 
@@ -19,6 +20,8 @@ __all__ = [
     "ChatMessageRow",
     "ContextRow",
     "EventRow",
+    "GraphCheckpointRow",
+    "GraphWriteRow",
     "InstanceRow",
     "MigrationRow",
     "PhaseRow",
