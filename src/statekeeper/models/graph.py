@@ -18,7 +18,8 @@ class GraphCheckpointRow(Base):
     """One LangGraph checkpoint of a thread (a session of kind `langgraph`).
 
     `checkpoint` is the serializer's typed bytes (`type` names the encoding); `metadata`
-    is plain JSON so it can be filtered in SQL.
+    is plain JSON so it can be filtered in SQL. `checkpoint_ns` is text without a limit:
+    a subgraph's namespace grows with each level of nesting.
     """
 
     __tablename__ = "graph_checkpoints"
@@ -26,7 +27,7 @@ class GraphCheckpointRow(Base):
     session_id: Mapped[str] = mapped_column(
         String(255), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
     )
-    checkpoint_ns: Mapped[str] = mapped_column(String(255), primary_key=True, default="")
+    checkpoint_ns: Mapped[str] = mapped_column(Text, primary_key=True, default="")
     checkpoint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     parent_checkpoint_id: Mapped[str | None] = mapped_column(String(64))
     type: Mapped[str | None] = mapped_column(String(32))
@@ -43,7 +44,7 @@ class GraphWriteRow(Base):
     session_id: Mapped[str] = mapped_column(
         String(255), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
     )
-    checkpoint_ns: Mapped[str] = mapped_column(String(255), primary_key=True, default="")
+    checkpoint_ns: Mapped[str] = mapped_column(Text, primary_key=True, default="")
     checkpoint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     task_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -17,7 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from statekeeper.enums import ChatRole, InstanceStatus
-from statekeeper.models.base import Base, BigIntPK, JsonValue, UTCDateTime, check_in, new_id
+from statekeeper.models.base import Base, BigIntPK, JsonOrNull, UTCDateTime, check_in, new_id
 from statekeeper.values import utcnow
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class ChatMessageRow(Base):
     content: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     instance_number: Mapped[int | None] = mapped_column(Integer)
-    item: Mapped[Any] = mapped_column(JsonValue, nullable=True)
+    item: Mapped[Any] = mapped_column(JsonOrNull, nullable=True)
     """The whole item, verbatim, of a message that is more than role and text (an OpenAI
     Agents SDK tool call, its output, reasoning); None for a plain message."""
 

@@ -39,7 +39,7 @@ def upgrade() -> None:
     op.create_table(
         "graph_checkpoints",
         sa.Column("session_id", sa.String(255), nullable=False),
-        sa.Column("checkpoint_ns", sa.String(255), nullable=False),
+        sa.Column("checkpoint_ns", sa.Text(), nullable=False),
         sa.Column("checkpoint_id", sa.String(64), nullable=False),
         sa.Column("parent_checkpoint_id", sa.String(64), nullable=True),
         sa.Column("type", sa.String(32), nullable=True),
@@ -54,7 +54,7 @@ def upgrade() -> None:
     op.create_table(
         "graph_writes",
         sa.Column("session_id", sa.String(255), nullable=False),
-        sa.Column("checkpoint_ns", sa.String(255), nullable=False),
+        sa.Column("checkpoint_ns", sa.Text(), nullable=False),
         sa.Column("checkpoint_id", sa.String(64), nullable=False),
         sa.Column("task_id", sa.String(255), nullable=False),
         sa.Column("idx", sa.Integer(), nullable=False),

@@ -1,0 +1,1 @@
+"""Adapters for agent frameworks; each submodule needs its framework's extra installed."""
