@@ -104,3 +104,17 @@ def test_the_installed_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
     env = {"PATH": str(bin_dir), "HOME": str(work), "STATEKEEPER_URL": str(work / "readme.db")}
     printed = _run(bin_dir / "python", "-c", quickstart, cwd=work, env=env)
     assert printed.strip() == "0.05000000"
+    # The core install pulls neither framework; each adapter says which extra to install.
+    frozen = _run(bin_dir / "python", "-m", "pip", "freeze", cwd=work)
+    assert "langgraph" not in frozen and "openai-agents" not in frozen
+    for module, extra in (("langgraph", "langgraph"), ("openai_agents", "openai-agents")):
+        probe = subprocess.run(
+            [bin_dir / "python", "-c", f"import statekeeper.integrations.{module}"],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert probe.returncode == 1
+        assert f"pip install 'statekeeper[{extra}]'" in probe.stderr, probe.stderr
