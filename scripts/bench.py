@@ -7,7 +7,9 @@ implementation. Each implementation runs in its own process (its peak RSS is its
 floor runs statekeeper's statements (scripts/benchlib/floor_sql.py) on a database statekeeper
 created, so schema, indexes and full-text triggers are identical. Peers (LangGraph's
 SqliteSaver, the OpenAI Agents SDK's SQLiteSession) are measured where they have the
-operation, when installed (`pip install -e '.[bench]'`); otherwise they are skipped.
+operation, when installed (`pip install -e '.[bench]'`); otherwise they are skipped. With
+them installed, statekeeper's adapters (StatekeeperSaver, StatekeeperSession) also make the
+frameworks' own calls against those stores, at equal durability (`--adapters-only`: just that).
 
 Writes DIR/results.json, DIR/results.md and DIR/*.png (default DIR: bench-results/).
 Exits 1 when a run fails or a result is wrong; never because of a timing. See
@@ -160,7 +162,7 @@ class Bench:
         self.errors: list[str] = []
         self.results: dict[str, Any] = {
             "ops": [], "import": [], "runs": [], "scale": [], "import_memory": [], "skipped": [],
-            "errors": self.errors,
+            "adapters": [], "adapter_runs": [], "errors": self.errors,
         }  # fmt: skip
         self.import_samples: dict[tuple[str, str, str], Any] = {}
 
@@ -218,6 +220,39 @@ class Bench:
             for target in targets:
                 if job.engine == "postgresql":
                     self.pg.drop(target)
+
+    def run_adapter(self, job: Job) -> None:
+        """One framework's calls (job.task: "langgraph" or "agents") on one implementation."""
+        target = self._target(job)
+        spec: dict[str, Any] = {
+            "task": job.task,
+            "impl": job.impl,
+            "engine": job.engine,
+            "synchronous": job.durability if job.engine == "sqlite" else None,
+            "n": self.config.iterations,
+            "target": target,
+            "read_budget_s": self.config.read_budget_s,
+            "result": str(self.work / f"{job.tag}.result.json"),
+        }
+        label = f"{job.task} {job.impl} ({job.engine}, {job.durability}, round {job.round})"
+        result = self._spawn(job.tag, spec, label)
+        if result is None:
+            return
+        where = {
+            "framework": job.task, "engine": job.engine, "durability": job.durability,
+            "impl": job.impl, "round": job.round, "setting": result["durability"],
+        }  # fmt: skip
+        for op, stats in result["ops"].items():
+            self.results["adapters"].append({**where, "op": op, **stats})
+        if job.engine == "sqlite":
+            size = sqlite_size(Path(target))
+            if result["durability"] != job.durability:  # every connection, read back
+                self.errors.append(f"{label}: ran at synchronous {result['durability']}")
+        else:
+            size = pg_size(target)
+            if self.pg is not None:
+                self.pg.drop(target)
+        self.results["adapter_runs"].append({**where, "rss_kb": result["rss_kb"], "size": size})
 
     def _spawn(self, tag: str, spec: dict[str, Any], label: str) -> dict[str, Any] | None:
         """Run one worker process on `spec`; its result, or None if it died (an error)."""
@@ -348,6 +383,24 @@ def jobs(rounds: int, pg: bool, langgraph: bool, agents: bool) -> list[Job]:
     return runs
 
 
+def adapter_jobs(rounds: int, pg: bool, frameworks: tuple[str, ...]) -> list[Job]:
+    """statekeeper's adapters against the frameworks' own stores ("peer"), SQLite at NORMAL
+    and at FULL for both sides; each round swaps who goes first. The adapters also run on
+    PostgreSQL, for reference (the peers have no PostgreSQL store here)."""
+    runs = []
+    for r in range(rounds):
+        for framework in frameworks:
+            ours = (
+                ("statekeeper", "statekeeper_async") if framework == "agents" else ("statekeeper",)
+            )
+            impls = ("peer", *ours) if r % 2 else (*ours, "peer")
+            for durability in ("normal", "full"):
+                runs += [Job(framework, impl, "sqlite", durability, r) for impl in impls]
+            if pg:
+                runs += [Job(framework, impl, "postgresql", "on", r) for impl in ours]
+    return runs
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small CI smoke run (< 2 min)")
@@ -358,7 +411,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="PostgreSQL server to create throwaway databases on",
     )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
-    parser.add_argument("--no-peers", action="store_true", help="skip LangGraph and Agents")
+    parser.add_argument(
+        "--no-peers", action="store_true", help="skip LangGraph and Agents (and the adapters)"
+    )
+    parser.add_argument(
+        "--adapters-only",
+        action="store_true",
+        help="only statekeeper's framework adapters against the frameworks' own stores",
+    )
     parser.add_argument(
         "--no-scale", action="store_true", help="skip the store-size and import-memory runs"
     )
@@ -404,7 +464,8 @@ def write_report(console: Console, results: dict[str, Any], out: Path) -> None:
     report.print_tables(console, results)
     (out / "results.md").write_text(report.markdown(results))
     if importlib.util.find_spec("matplotlib") is not None:
-        report.plot_ops(out / "ops.png", results)
+        if results["ops"]:
+            report.plot_ops(out / "ops.png", results)
         if results["scale"]:
             report.plot_scale(out / "scale.png", results["scale"])
     else:
@@ -445,6 +506,12 @@ def main(argv: list[str] | None = None) -> int:
         skipped.append(f"LangGraph SqliteSaver: {missing}")
     if not agents:
         skipped.append(f"OpenAI Agents SQLiteSession: {missing}")
+    frameworks = tuple(
+        name for name, present in (("langgraph", langgraph), ("agents", agents)) if present
+    )
+    if args.no_peers and args.adapters_only:
+        console.print("[red]error[/] --adapters-only measures against the peers: drop --no-peers")
+        return 2
     for reason in skipped:
         console.print(f"[yellow]skipped[/] {escape(reason)}")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -454,20 +521,24 @@ def main(argv: list[str] | None = None) -> int:
             bench.results["skipped"] = skipped
             bench.results["meta"] = {"machine": machine(pg), "config": config.__dict__}
             bench.results["meta"]["quick"] = args.quick
-            generate(
-                Path(tmp) / "legacy",
-                sessions=config.import_sessions,
-                instances=5,
-                messages=10,
-                files=config.import_files,
-            )
-            for job in jobs(config.rounds, pg is not None, langgraph, agents):
-                bench.run(job)
-            if config.sqlite_sizes:
+            bench.results["meta"]["adapters_only"] = args.adapters_only
+            if not args.adapters_only:
+                generate(
+                    Path(tmp) / "legacy",
+                    sessions=config.import_sessions,
+                    instances=5,
+                    messages=10,
+                    files=config.import_files,
+                )
+                for job in jobs(config.rounds, pg is not None, langgraph, agents):
+                    bench.run(job)
+            for job in adapter_jobs(config.rounds, pg is not None, frameworks):
+                bench.run_adapter(job)
+            if config.sqlite_sizes and not args.adapters_only:
                 bench.scale("sqlite", config.sqlite_sizes)
-            if config.pg_sizes and pg is not None:
+            if config.pg_sizes and pg is not None and not args.adapters_only:
                 bench.scale("postgresql", config.pg_sizes)
-            if config.import_memory_sizes:
+            if config.import_memory_sizes and not args.adapters_only:
                 bench.import_memory(config.import_memory_sizes)
     finally:
         if pg is not None:
@@ -476,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"]["duration_s"] = round(time.perf_counter() - started, 1)
     results["ops"] = report.best_of_rounds(results["ops"])
     report.add_ratios(results["ops"], results["import"])
+    results["adapters"] = report.best_of_rounds(results["adapters"])
+    report.add_peer_ratios(results["adapters"])
     write_report(console, results, args.out)
     report.write_json(args.out / "results.json", results)
     for error in bench.errors:

@@ -10,7 +10,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -19,16 +21,17 @@ from tests.conftest import PG_ADMIN_URL
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_quick_benchmark_runs_clean(tmp_path: Path, pg_admin: sa.Engine) -> None:
+def _quick_bench(out: Path, *options: str) -> dict[str, Any]:
+    """Run `bench.py --quick` with `options`; its results.json, once it exited 0."""
     pg_url = make_url(PG_ADMIN_URL).set(drivername="postgresql")
     run = subprocess.run(
         [
             sys.executable,
             str(REPO / "scripts" / "bench.py"),
             "--quick",
-            "--no-peers",
+            *options,
             "--out",
-            str(tmp_path),
+            str(out),
             "--pg-url",
             pg_url.render_as_string(hide_password=False),
         ],
@@ -39,7 +42,12 @@ def test_quick_benchmark_runs_clean(tmp_path: Path, pg_admin: sa.Engine) -> None
         check=False,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    results = json.loads((tmp_path / "results.json").read_text())
+    results: dict[str, Any] = json.loads((out / "results.json").read_text())
+    return results
+
+
+def test_quick_benchmark_runs_clean(tmp_path: Path, pg_admin: sa.Engine) -> None:
+    results = _quick_bench(tmp_path, "--no-peers")
     assert results["errors"] == []
     engines = {r["engine"] for r in results["ops"]}
     assert engines == {"sqlite", "postgresql"}
@@ -51,3 +59,28 @@ def test_quick_benchmark_runs_clean(tmp_path: Path, pg_admin: sa.Engine) -> None
     assert {r["engine"] for r in results["ops"] if r["impl"] == "statekeeper_async"} == engines
     assert [r["sessions"] for r in results["import_memory"]] == [500, 2_000]
     assert (tmp_path / "results.md").read_text().count("|") > 100
+
+
+def test_quick_adapter_benchmark_runs_clean(tmp_path: Path, pg_admin: sa.Engine) -> None:
+    """The adapters make the frameworks' calls, checked like the peers', at the peers' level."""
+    pytest.importorskip("langgraph.checkpoint.sqlite")
+    pytest.importorskip("agents.memory")
+    results = _quick_bench(tmp_path, "--adapters-only")
+    assert results["errors"] == []
+    assert results["ops"] == []
+    measured = {(r["op"], r["impl"], r["engine"], r["durability"]) for r in results["adapters"]}
+    calls = {
+        "langgraph": ("put", "put_writes", "get_tuple", "list"),
+        "agents": ("add_items", "get_items", "pop_item"),
+    }
+    for framework, ops in calls.items():
+        ours = ["statekeeper", "statekeeper_async"] if framework == "agents" else ["statekeeper"]
+        for op in ops:
+            for durability in ("normal", "full"):
+                assert {(op, impl, "sqlite", durability) for impl in [*ours, "peer"]} <= measured
+            assert {(op, impl, "postgresql", "on") for impl in ours} <= measured
+    for run in results["adapter_runs"]:  # both sides at the same level, read back
+        if run["engine"] == "sqlite":
+            assert run["setting"] == run["durability"], run
+    assert all(r["peer_ratio_p50"] for r in results["adapters"] if r["engine"] == "sqlite")
+    assert "StatekeeperSaver" in (tmp_path / "results.md").read_text()

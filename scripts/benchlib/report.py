@@ -12,10 +12,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchlib.adapters import FRAMEWORK_OPS, ITEMS_LIMIT, LIST_LIMIT
 from benchlib.scale import SCALE_OPS
 from benchlib.workload import OPS
 
 __all__ = [
+    "add_peer_ratios",
     "add_ratios",
     "best_of_rounds",
     "markdown",
@@ -87,6 +89,23 @@ def add_ratios(ops: list[dict[str, Any]], imports: list[dict[str, Any]]) -> None
             record["ratio_ops"] = record["sessions_per_s"] / floor["sessions_per_s"]
         else:
             record["ratio_ops"] = None
+
+
+def add_peer_ratios(adapters: list[dict[str, Any]]) -> None:
+    """Each adapter record's speed relative to its framework's own store (the "peer") at the
+    same engine and durability, in the same run: p50 ÷ peer below 1 is a faster median call,
+    ops/s ÷ peer above 1 more calls a second."""
+    peers = {
+        (r["framework"], r["engine"], r["durability"], r["op"]): r
+        for r in adapters
+        if r["impl"] == "peer"
+    }
+    for record in adapters:
+        peer = peers.get(
+            (record["framework"], record["engine"], record["durability"], record["op"])
+        )
+        record["peer_ratio_p50"] = record["p50_us"] / peer["p50_us"] if peer else None
+        record["peer_ratio_ops"] = record["ops_per_s"] / peer["ops_per_s"] if peer else None
 
 
 def _x(value: float | None) -> str:
@@ -232,6 +251,125 @@ def async_table(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]
     return "The async manager against the sync one (same run, same engine)", header, rows
 
 
+ADAPTER_NAMES = {
+    ("langgraph", "statekeeper"): "StatekeeperSaver",
+    ("langgraph", "peer"): "SqliteSaver",
+    ("agents", "statekeeper"): "StatekeeperSession on a StateManager",
+    ("agents", "statekeeper_async"): "StatekeeperSession on an AsyncStateManager",
+    ("agents", "peer"): "SQLiteSession",
+}
+ADAPTER_CALLS = {
+    "put": "put (a checkpoint: 4 channels, ~3.7 KB)",
+    "put_writes": "put_writes (a task's 2 writes, ~0.6 KB)",
+    "get_tuple": "get_tuple (a thread's newest)",
+    "list": f"list (a thread's newest {LIST_LIMIT})",
+    "add_items": "add_items (a turn: 2 items, ~1 KB)",
+    "get_items": f"get_items(limit={ITEMS_LIMIT})",
+    "pop_item": "pop_item",
+}
+_ADAPTER_OPS = [op for ops in FRAMEWORK_OPS.values() for op in ops]
+_ADAPTER_GROUPS = (
+    ("sqlite", "normal", "SQLite, synchronous=NORMAL on both sides"),
+    ("sqlite", "full", "SQLite, synchronous=FULL on both sides"),
+    ("postgresql", "on", "PostgreSQL, synchronous_commit=on (the adapters alone)"),
+)
+
+
+def _adapter_key(record: dict[str, Any]) -> tuple[int, int]:
+    impls = [impl for framework, impl in ADAPTER_NAMES if framework == record["framework"]]
+    return _ADAPTER_OPS.index(record["op"]), impls.index(record["impl"])
+
+
+def adapter_ratio_table(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+    """Each adapter against its framework's own store, per call: p50 and ops/s ratios at
+    NORMAL and at FULL."""
+    index = {
+        (r["framework"], r["engine"], r["durability"], r["impl"], r["op"]): r
+        for r in results.get("adapters", [])
+    }
+    rows = []
+    for framework, impl in ADAPTER_NAMES:
+        if impl == "peer":
+            continue
+        for op in FRAMEWORK_OPS[framework]:
+            cells = []
+            for durability in ("normal", "full"):
+                record = index.get((framework, "sqlite", durability, impl, op))
+                cells += [
+                    _x(record["peer_ratio_p50"]) if record else "n/a",
+                    _x(record["peer_ratio_ops"]) if record else "n/a",
+                ]
+            if any(cell != "n/a" for cell in cells):
+                rows.append([ADAPTER_CALLS[op], ADAPTER_NAMES[(framework, impl)], *cells])
+    header = ["call", "adapter", "p50 ÷ peer NORMAL", "ops/s ÷ peer NORMAL"]
+    header += ["p50 ÷ peer FULL", "ops/s ÷ peer FULL"]
+    title = (
+        "statekeeper's adapters against the frameworks' own SQLite stores, same calls and data "
+        "(p50 ÷ peer < 1 and ops/s ÷ peer > 1: the adapter is faster)"
+    )
+    return title, header, rows
+
+
+def adapter_tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Every adapter and peer record, per engine and durability."""
+    tables = []
+    header = ["call", "implementation", "calls", "ops/s", "p50 µs", "p95 µs"]
+    header += ["p50 ÷ peer", "ops/s ÷ peer"]
+    for engine, durability, title in _ADAPTER_GROUPS:
+        records = sorted(
+            (
+                r
+                for r in results.get("adapters", [])
+                if (r["engine"], r["durability"]) == (engine, durability)
+            ),
+            key=_adapter_key,
+        )
+        rows = [
+            [
+                ADAPTER_CALLS[r["op"]],
+                ADAPTER_NAMES[(r["framework"], r["impl"])],
+                f"{r['n']:,}",
+                _n(r["ops_per_s"]),
+                _n(r["p50_us"]),
+                _n(r["p95_us"]),
+                _x(r["peer_ratio_p50"]),
+                _x(r["peer_ratio_ops"]),
+            ]
+            for r in records
+        ]
+        if rows:
+            tables.append((f"Framework calls: {title}", header, rows))
+    runs = results.get("adapter_runs", [])
+    if runs:
+        peak: dict[tuple[str, str, str, str], int] = {}
+        size: dict[tuple[str, str, str, str], int] = {}
+        for r in runs:
+            key = (r["framework"], r["engine"], r["durability"], r["impl"])
+            peak[key] = max(peak.get(key, 0), r.get("rss_kb") or 0)
+            if r.get("round", 0) == 0 and r.get("size"):
+                size[key] = r["size"]["bytes"]
+        rows = [
+            [
+                f"{engine}, {durability}",
+                ADAPTER_NAMES[(framework, impl)],
+                r["setting"],
+                f"{peak[(framework, engine, durability, impl)] / 1024:.0f}",
+                f"{size[(framework, engine, durability, impl)] / 2**20:.2f}"
+                if (framework, engine, durability, impl) in size
+                else "",
+            ]
+            for r in runs
+            if r.get("round", 0) == 0
+            for framework, engine, durability, impl in [
+                (r["framework"], r["engine"], r["durability"], r["impl"])
+            ]
+        ]
+        header = ["engine, durability", "implementation", "synchronous (read back)"]
+        header += ["peak RSS MiB", "db MiB"]
+        tables.append(("Framework runs: durability, peak memory, database size", header, rows))
+    return tables
+
+
 def _over_raw(kinds: dict[str, int] | None) -> float | None:
     """All b-trees against a raw schema's: the rows and their unique constraints only (no
     secondary indexes, no full-text index). SQLite only (dbstat)."""
@@ -330,14 +468,18 @@ def import_memory_table(results: dict[str, Any]) -> tuple[str, list[str], list[l
 
 
 def all_tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
-    tables = [headline(results), *op_tables(results)]
+    tables = [headline(results)] if results["ops"] else []
+    tables += op_tables(results)
     peers = peers_table(results)
     if peers[2]:
         tables.append(peers)
     versus_sync = async_table(results)
     if versus_sync[2]:
         tables.append(versus_sync)
-    tables.append(resource_table(results))
+    if results["runs"]:
+        tables.append(resource_table(results))
+    if results.get("adapters"):
+        tables += [adapter_ratio_table(results), *adapter_tables(results)]
     if results["scale"]:
         tables.append(scale_table(results))
     if results.get("import_memory"):

@@ -16,6 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from benchlib.adapters import (
+    ADAPTER_READS,
+    FRAMEWORK_OPS,
+    check_timed,
+    make_adapter_plan,
+    open_framework_store,
+)
 from benchlib.peers import AgentsSessionStore, LangGraphStore
 from benchlib.stores import (
     AsyncStatekeeperStore,
@@ -191,6 +198,26 @@ def _run_ops(spec: dict[str, Any], result: dict[str, Any]) -> None:
         store.close()
 
 
+def _run_adapter(spec: dict[str, Any], result: dict[str, Any]) -> None:
+    """One framework's calls (spec["task"]: "langgraph" or "agents") on one implementation:
+    the framework's own SQLite store ("peer") or statekeeper's adapter."""
+    framework = spec["task"]
+    plan = make_adapter_plan(spec["n"])
+    store = open_framework_store(
+        framework, spec["impl"], spec["engine"], spec["target"], spec["synchronous"], plan
+    )
+    try:
+        result["durability"] = store.durability()
+        for op in FRAMEWORK_OPS[framework]:
+            budget = spec["read_budget_s"] if op in ADAPTER_READS else None
+            timed = store.run_timed(op, store.prepare(op, plan.args(op)), budget)
+            result["ops"][op] = summarize(timed.latencies_ns, timed.wall_ns)
+            result["errors"] += check_timed(op, plan, timed)
+        result["errors"] += store.final_checks(plan)
+    finally:
+        store.close()
+
+
 def _run_import(spec: dict[str, Any], result: dict[str, Any]) -> None:
     runs = []
     for target in spec["targets"]:
@@ -215,6 +242,8 @@ def run_worker(spec_path: Path) -> int:
     try:
         if spec["task"] == "ops":
             _run_ops(spec, result)
+        elif spec["task"] in FRAMEWORK_OPS:
+            _run_adapter(spec, result)
         else:
             _run_import(spec, result)
     except Exception:
