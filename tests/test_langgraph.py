@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import operator
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -158,6 +159,34 @@ def _put(saver: StatekeeperSaver, thread_id: str, parent: str | None) -> str:
     checkpoint = generate_checkpoint(channel_values={"n": 1}, channel_versions={"n": 1})
     stored = saver.put(config, checkpoint, generate_metadata(), {"n": 1})
     return str(stored["configurable"]["checkpoint_id"])
+
+
+def test_every_saver_call_runs_on_the_driver_alone(sqlite_template: Path, tmp_path: Path) -> None:
+    """On SQLite the saver's units of work are prepared statements only: none falls back."""
+    path = tmp_path / "state.db"
+    shutil.copy2(sqlite_template, path)
+    with StateManager(str(path)) as sm, StatekeeperSaver(sm) as saver:
+        graph = _graph(saver)
+        graph.invoke({"steps": []}, _thread("t"))  # put, put_writes, get_tuple
+        first = _put(saver, "u", None)
+        newest = _put(saver, "u", first)
+        for checkpoint_id in (first, newest):
+            config = generate_config("u", checkpoint_id=checkpoint_id)
+            saver.put_writes(config, [("ch", 1), ("other", 2)], "task")
+            saver.put_writes(config, [("__error__", "e")], "task")  # replaced, not kept
+        assert saver.get_tuple(generate_config("u", checkpoint_id=first)) is not None
+        assert saver.get_tuple(_thread("u")) is not None
+        found = list(saver.list(_thread("u"), limit=10))
+        assert [len(t.pending_writes or []) for t in found] == [3, 3]
+        assert len(list(saver.list(None, filter={"source": "loop"}, limit=2))) == 2
+        before = generate_config("u", checkpoint_id=newest)
+        assert [t.checkpoint["id"] for t in saver.list(_thread("u"), before=before)] == [first]
+        saver.copy_thread("u", "v")
+        saver.delete_for_runs(["no-such-run"])
+        saver.prune(["v"], strategy="keep_latest")
+        saver.prune(["v"], strategy="delete")
+        saver.delete_thread("u")
+        assert sm._db.fallbacks == 0
 
 
 @pytest.mark.parametrize("strategy", ["keep_latest", "delete"])

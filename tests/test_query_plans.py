@@ -23,6 +23,7 @@ from statekeeper.dialects import event_search_statement, search_statement
 from statekeeper.queries import EVENTS
 from statekeeper.queries import agents as qa
 from statekeeper.queries import events as qe
+from statekeeper.queries import graph as qg
 from statekeeper.queries import phases as qp
 from statekeeper.queries import sessions as qs
 from statekeeper.queries import snapshots as qsn
@@ -153,6 +154,46 @@ CASES: dict[str, tuple[Any, dict[str, Any], str]] = {
         "ix_tasks_assigned_to_created_at",
     ),
     "cleanup": (qs.cleanup(NOW), {}, "ix_sessions_status_completed_at"),
+    "graph_newest_id": (
+        qg.NEWEST_ID,
+        {"sid": "t", "ns": ""},
+        "pk_graph_checkpoints|sqlite_autoindex_graph_checkpoints",
+    ),
+    "graph_latest": (
+        qg.LATEST,
+        {"sid": "t", "ns": "", "limit": 10},
+        "pk_graph_checkpoints|sqlite_autoindex_graph_checkpoints",
+    ),
+    "graph_checkpoint": (
+        qg.BY_KEY,
+        {"sid": "t", "ns": "", "cid": "c"},
+        "pk_graph_checkpoints|sqlite_autoindex_graph_checkpoints",
+    ),
+    "graph_list_of_thread": (
+        qg.listing(thread=True, namespace=True, checkpoint=False, before=True, limit=True),
+        {"sid": "t", "ns": "", "before": "c", "limit": 10},
+        "pk_graph_checkpoints|sqlite_autoindex_graph_checkpoints",
+    ),
+    "graph_writes_of": (
+        qg.WRITES_OF,
+        {"sid": "t", "ns": "", "ids": ["a", "b", "c"]},
+        "pk_graph_writes|sqlite_autoindex_graph_writes",
+    ),
+    "graph_delete_writes_of": (
+        qg.DELETE_WRITES_OF,
+        {"sid": "t", "ns": "", "ids": ["a", "b"]},
+        "pk_graph_writes|sqlite_autoindex_graph_writes",
+    ),
+    "graph_delete_checkpoints_of": (
+        qg.DELETE_CHECKPOINTS_OF,
+        {"sid": "t", "ns": "", "ids": ["a", "b"]},
+        "pk_graph_checkpoints|sqlite_autoindex_graph_checkpoints",
+    ),
+    "graph_thread_exists": (
+        qg.SESSION_EXISTS,
+        {"sid": "t"},
+        "uq_sessions_id|sqlite_autoindex_sessions",
+    ),
 }
 
 

@@ -109,14 +109,14 @@ class StatekeeperSaver(BaseCheckpointSaver[int]):
             return self._sync
 
     def _run(self, fn: Callable[[UnitOfWork], T], *, write: bool) -> T:
-        return self._manager()._db.run(fn, write=write)
+        return self._manager()._db.run(fn, write=write, direct=True)
 
     async def _arun(self, fn: Callable[[UnitOfWork], T], *, write: bool) -> T:
         if self._async is None:
             if self._store is None:
                 return await asyncio.to_thread(self._run, fn, write=write)
             self._async = AsyncStateManager(self._store, **self._options)
-        return await self._async._db.run(fn, write=write)
+        return await self._async._db.run(fn, write=write, direct=True)
 
     def setup(self) -> None:
         """Migrate the store to head (the graph tables are part of the chain); no-op at head."""

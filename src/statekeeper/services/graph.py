@@ -7,17 +7,18 @@ needs no LangGraph: it keeps rows, the thread's session, and the strict-parent r
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from functools import cache
-from itertools import islice
+from itertools import groupby, islice
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from statekeeper import dialects
 from statekeeper.errors import InvalidInput, SessionNotFound, VersionConflict
-from statekeeper.executor import UnitOfWork
-from statekeeper.models import Base
-from statekeeper.queries import SESSIONS
+from statekeeper.executor import UnitOfWork, prepared
+from statekeeper.queries import graph as q
 from statekeeper.services import sessions
 from statekeeper.values import JsonText, check_id, utcnow
 
@@ -36,12 +37,11 @@ __all__ = [
 KIND = "langgraph"
 """The kind of the sessions that threads create."""
 
-CHECKPOINTS = Base.metadata.tables["graph_checkpoints"]
-WRITES = Base.metadata.tables["graph_writes"]
+CHECKPOINTS = q.CHECKPOINTS
+WRITES = q.WRITES
 _KEY = (CHECKPOINTS.c.session_id, CHECKPOINTS.c.checkpoint_ns, CHECKPOINTS.c.checkpoint_id)
-_WRITE_KEY = (WRITES.c.session_id, WRITES.c.checkpoint_ns, WRITES.c.checkpoint_id)
 _CHUNK = 300
-"""Keys per IN list: three parameters each, far below SQLite's limit of 32766."""
+"""Values per IN list, far below SQLite's limit of 32766 parameters."""
 
 Key = tuple[str, str, str]
 """A checkpoint: (thread id, namespace, checkpoint id)."""
@@ -52,25 +52,42 @@ def _insert(dialect: str, table: sa.Table) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-@cache
 def _upsert_checkpoint(dialect: str) -> sa.Insert:
-    statement = _insert(dialect, CHECKPOINTS)
-    replaced = ("parent_checkpoint_id", "type", "checkpoint", "metadata")
-    return statement.on_conflict_do_update(  # type: ignore[no-any-return]
-        index_elements=list(_KEY), set_={name: statement.excluded[name] for name in replaced}
+    return dialects.upsert(
+        dialect,
+        CHECKPOINTS,
+        tuple(column.name for column in _KEY),
+        ("parent_checkpoint_id", "type", "checkpoint", "metadata"),
     )
 
 
 @cache
 def _insert_writes(dialect: str, *, replace: bool) -> sa.Insert:
-    statement = _insert(dialect, WRITES)
-    keys = [column.name for column in WRITES.primary_key]
     if not replace:
-        return statement.on_conflict_do_nothing(index_elements=keys)  # type: ignore[no-any-return]
-    replaced = ("channel", "type", "value", "task_path")
-    return statement.on_conflict_do_update(  # type: ignore[no-any-return]
-        index_elements=keys, set_={name: statement.excluded[name] for name in replaced}
+        return q.insert_writes(dialect)
+    return dialects.upsert(
+        dialect,
+        WRITES,
+        tuple(column.name for column in WRITES.primary_key),
+        ("channel", "type", "value", "task_path"),
     )
+
+
+@cache
+def _copy(dialect: str) -> tuple[sa.Insert, ...]:
+    """Copy a thread's checkpoints, then its writes, to another thread, keeping what that
+    one already holds (params: source, target)."""
+    statements = []
+    for table in (CHECKPOINTS, WRITES):
+        columns = [column for column in table.c if column.name != "session_id"]
+        copied = sa.select(sa.bindparam("target", type_=sa.String()), *columns).where(
+            table.c.session_id == sa.bindparam("source")
+        )
+        statement = _insert(dialect, table).from_select(
+            ["session_id", *[c.name for c in columns]], copied
+        )
+        statements.append(prepared(statement.on_conflict_do_nothing()))
+    return tuple(statements)
 
 
 def _join_thread(
@@ -87,11 +104,13 @@ def _join_thread(
             return
         except SessionNotFound:
             pass
-    elif uow.scalar(sa.select(SESSIONS.c.id).where(SESSIONS.c.id == thread_id)) is not None:
+    elif uow.scalar(q.SESSION_EXISTS, {"sid": thread_id}) is not None:
         return
-    assert uow.connection is not None, "graph writes never run on the driver-only path"
+    # On the driver-only path (SQLite), BEGIN IMMEDIATE already keeps other writers out, and
+    # a failed INSERT undoes itself; on SQLAlchemy, a savepoint does.
+    nested = nullcontext() if uow.connection is None else uow.connection.begin_nested()
     try:
-        with uow.connection.begin_nested():
+        with nested:
             sessions.create(
                 uow,
                 session_id=thread_id,
@@ -108,11 +127,7 @@ def _join_thread(
 
 
 def _newest(uow: UnitOfWork, thread_id: str, namespace: str) -> str | None:
-    newest: str | None = uow.scalar(
-        sa.select(sa.func.max(CHECKPOINTS.c.checkpoint_id)).where(
-            CHECKPOINTS.c.session_id == thread_id, CHECKPOINTS.c.checkpoint_ns == namespace
-        )
-    )
+    newest: str | None = uow.scalar(q.NEWEST_ID, {"sid": thread_id, "ns": namespace})
     return newest
 
 
@@ -194,13 +209,21 @@ def put_writes(
     uow.execute(_insert_writes(uow.dialect.name, replace=replace), rows)
 
 
+def _by_thread(keys: Sequence[Key]) -> Iterator[tuple[str, str, list[str]]]:
+    """The checkpoint ids of the keys by thread and namespace, at most _CHUNK at a time."""
+    for (thread_id, namespace), group in groupby(sorted(set(keys)), key=lambda k: k[:2]):
+        ids = [key[2] for key in group]
+        for start in range(0, len(ids), _CHUNK):
+            yield thread_id, namespace, ids[start : start + _CHUNK]
+
+
 def _writes_of(uow: UnitOfWork, keys: Sequence[Key]) -> dict[Key, list[Any]]:
-    """The stored writes of each checkpoint, unordered."""
+    """The stored writes of each checkpoint, unordered: one keyed query per thread and
+    namespace (a row-value IN over several keys is a full scan on SQLite)."""
     found: dict[Key, list[Any]] = {key: [] for key in keys}
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        statement = sa.select(WRITES).where(sa.tuple_(*_WRITE_KEY).in_(chunk))
-        for row in uow.execute(statement):
+    for thread_id, namespace, ids in _by_thread(keys):
+        params = {"sid": thread_id, "ns": namespace, "ids": ids}
+        for row in uow.execute(q.WRITES_OF, params):
             found[(row.session_id, row.checkpoint_ns, row.checkpoint_id)].append(row)
     return found
 
@@ -208,14 +231,12 @@ def _writes_of(uow: UnitOfWork, keys: Sequence[Key]) -> dict[Key, list[Any]]:
 def get(uow: UnitOfWork, key: tuple[str, str, str | None]) -> tuple[Any, list[Any]] | None:
     """A checkpoint row (the newest of the namespace without an id) and its writes."""
     thread_id, namespace, checkpoint_id = key
-    statement = sa.select(CHECKPOINTS).where(
-        CHECKPOINTS.c.session_id == thread_id, CHECKPOINTS.c.checkpoint_ns == namespace
-    )
     if checkpoint_id is None:
-        statement = statement.order_by(CHECKPOINTS.c.checkpoint_id.desc()).limit(1)
+        params: dict[str, Any] = {"sid": thread_id, "ns": namespace, "limit": 1}
+        row = uow.execute(q.LATEST, params).first()
     else:
-        statement = statement.where(CHECKPOINTS.c.checkpoint_id == checkpoint_id)
-    row = uow.execute(statement).first()
+        params = {"sid": thread_id, "ns": namespace, "cid": checkpoint_id}
+        row = uow.execute(q.BY_KEY, params).first()
     if row is None:
         return None
     found = (row.session_id, row.checkpoint_ns, row.checkpoint_id)
@@ -241,22 +262,31 @@ def listing(
     `metadata` keys must all equal the stored ones. String values narrow the query in SQL;
     the comparison that decides is the Python one, the same on both engines.
     """
-    statement = sa.select(CHECKPOINTS).order_by(CHECKPOINTS.c.checkpoint_id.desc())
-    if thread_id is not None:
-        statement = statement.where(CHECKPOINTS.c.session_id == thread_id)
-    if namespace is not None:
-        statement = statement.where(CHECKPOINTS.c.checkpoint_ns == namespace)
-    if checkpoint_id is not None:
-        statement = statement.where(CHECKPOINTS.c.checkpoint_id == checkpoint_id)
-    if before is not None:
-        statement = statement.where(CHECKPOINTS.c.checkpoint_id < before)
     wanted = dict(metadata or {})
-    for name, value in wanted.items():
-        if isinstance(value, str) and name.isidentifier():
-            statement = statement.where(CHECKPOINTS.c["metadata"][name].as_string() == value)
-    if limit is not None and not wanted:
-        statement = statement.limit(limit)
-    rows: Iterator[Any] = (row for row in uow.execute(statement) if _matches(row.metadata, wanted))
+    narrowing = [
+        (name, value)
+        for name, value in wanted.items()
+        if isinstance(value, str) and name.isidentifier()
+    ]
+    params: dict[str, Any] = {
+        "sid": thread_id,
+        "ns": namespace,
+        "cid": checkpoint_id,
+        "before": before,
+        "limit": limit,
+    }
+    params.update((f"m{index}", value) for index, (_, value) in enumerate(narrowing))
+    statement = q.listing(
+        thread=thread_id is not None,
+        namespace=namespace is not None,
+        checkpoint=checkpoint_id is not None,
+        before=before is not None,
+        limit=limit is not None and not wanted,
+        metadata=tuple(name for name, _ in narrowing),
+    )
+    rows: Iterator[Any] = (
+        row for row in uow.execute(statement, params) if _matches(row.metadata, wanted)
+    )
     chosen = list(rows if limit is None else islice(rows, limit))
     writes = _writes_of(
         uow, [(row.session_id, row.checkpoint_ns, row.checkpoint_id) for row in chosen]
@@ -264,23 +294,25 @@ def listing(
     return [(row, writes[(row.session_id, row.checkpoint_ns, row.checkpoint_id)]) for row in chosen]
 
 
-def _delete_checkpoints(uow: UnitOfWork, condition: sa.ColumnElement[bool]) -> None:
-    """Delete the checkpoints meeting `condition` (on CHECKPOINTS) and their writes."""
-    doomed = sa.select(*_KEY).where(condition)
-    uow.execute(sa.delete(WRITES).where(sa.tuple_(*_WRITE_KEY).in_(doomed)))
-    uow.execute(sa.delete(CHECKPOINTS).where(condition))
+def _delete_checkpoints(uow: UnitOfWork, doomed: Sequence[Key]) -> None:
+    """Delete these checkpoints and their writes, by key per thread and namespace (a
+    row-value IN is a full scan on SQLite)."""
+    for thread_id, namespace, ids in _by_thread(doomed):
+        params = {"sid": thread_id, "ns": namespace, "ids": ids}
+        uow.execute(q.DELETE_WRITES_OF, params)
+        uow.execute(q.DELETE_CHECKPOINTS_OF, params)
 
 
 def _delete_threads(uow: UnitOfWork, thread_ids: Sequence[str]) -> None:
     """Delete every checkpoint and write of these threads, their sessions kept."""
-    for table in (WRITES, CHECKPOINTS):
-        uow.execute(sa.delete(table).where(table.c.session_id.in_(thread_ids)))
+    for statement in q.DELETE_THREADS:
+        uow.execute(statement, {"sids": list(thread_ids)})
 
 
 def delete_thread(uow: UnitOfWork, thread_id: str) -> None:
     """Forget a thread: its session goes (by cascade, all of it) if the saver made it;
     a session of another kind only loses its checkpoints and writes."""
-    kind = uow.scalar(sa.select(SESSIONS.c.kind).where(SESSIONS.c.id == thread_id))
+    kind = uow.scalar(q.SESSION_KIND, {"sid": thread_id})
     if kind == KIND:
         sessions.delete(uow, thread_id)
     elif kind is not None:
@@ -289,31 +321,22 @@ def delete_thread(uow: UnitOfWork, thread_id: str) -> None:
 
 def delete_for_runs(uow: UnitOfWork, run_ids: Sequence[str]) -> None:
     """Delete the checkpoints whose metadata names one of these runs, with their writes."""
-    run_id = CHECKPOINTS.c["metadata"]["run_id"].as_string()
     for start in range(0, len(run_ids), _CHUNK):
-        _delete_checkpoints(uow, run_id.in_(run_ids[start : start + _CHUNK]))
+        runs = list(run_ids[start : start + _CHUNK])
+        doomed = [(r[0], r[1], r[2]) for r in uow.execute(q.KEYS_OF_RUNS, {"runs": runs})]
+        _delete_checkpoints(uow, doomed)
 
 
 def copy_thread(uow: UnitOfWork, source: str, target: str) -> None:
     """Copy every checkpoint and write of `source` to `target` (created if new); checkpoints
     `target` already holds stay as they are."""
-    has_any = uow.scalar(
-        sa.select(sa.literal(1)).where(CHECKPOINTS.c.session_id == source).limit(1)
-    )
+    has_any = uow.scalar(q.HAS_ANY, {"sid": source})
     if has_any is None:
         return
     check_id(target, "target_thread_id")
     _join_thread(uow, target, {"copied_from": source})
-    name = uow.dialect.name
-    for table in (CHECKPOINTS, WRITES):
-        columns = [column for column in table.c if column.name != "session_id"]
-        copied = sa.select(sa.literal(target, sa.String()), *columns).where(
-            table.c.session_id == source
-        )
-        statement = _insert(name, table).from_select(
-            ["session_id", *[c.name for c in columns]], copied
-        )
-        uow.execute(statement.on_conflict_do_nothing())
+    for statement in _copy(uow.dialect.name):
+        uow.execute(statement, {"source": source, "target": target})
 
 
 def prune(uow: UnitOfWork, thread_ids: Sequence[str], *, keep_latest: bool) -> None:
@@ -324,19 +347,5 @@ def prune(uow: UnitOfWork, thread_ids: Sequence[str], *, keep_latest: bool) -> N
         if not keep_latest:
             _delete_threads(uow, chunk)
             continue
-        for table in (WRITES, CHECKPOINTS):
-            newest = CHECKPOINTS.alias("newest")
-            latest = (
-                sa.select(sa.func.max(newest.c.checkpoint_id))
-                .where(
-                    newest.c.session_id == table.c.session_id,
-                    newest.c.checkpoint_ns == table.c.checkpoint_ns,
-                )
-                .correlate(table)
-                .scalar_subquery()
-            )
-            # Writes of no stored checkpoint (LangGraph sends some early) go too.
-            kept = sa.func.coalesce(latest, "")
-            uow.execute(
-                sa.delete(table).where(table.c.session_id.in_(chunk), table.c.checkpoint_id != kept)
-            )
+        for statement in q.PRUNE:
+            uow.execute(statement, {"sids": chunk})

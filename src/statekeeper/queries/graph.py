@@ -1,0 +1,168 @@
+"""Statements over LangGraph checkpoints and their pending writes (services/graph.py).
+
+Every lookup names the thread and namespace, so the primary keys (session_id,
+checkpoint_ns, checkpoint_id) serve it on both engines; several checkpoints of one thread
+and namespace are one `checkpoint_id IN (...)`, never a row-value IN, which SQLite scans.
+"""
+
+from __future__ import annotations
+
+from functools import cache, lru_cache
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from statekeeper.executor import prepared
+from statekeeper.models import Base
+from statekeeper.queries import SESSIONS, AnySelect
+
+__all__ = [
+    "BY_KEY",
+    "CHECKPOINTS",
+    "DELETE_CHECKPOINTS_OF",
+    "DELETE_THREADS",
+    "DELETE_WRITES_OF",
+    "HAS_ANY",
+    "KEYS_OF_RUNS",
+    "LATEST",
+    "NEWEST_ID",
+    "PRUNE",
+    "SESSION_EXISTS",
+    "SESSION_KIND",
+    "WRITES",
+    "WRITES_OF",
+    "insert_writes",
+    "listing",
+]
+
+CHECKPOINTS = Base.metadata.tables["graph_checkpoints"]
+WRITES = Base.metadata.tables["graph_writes"]
+
+_SID: sa.BindParameter[str] = sa.bindparam("sid")
+_NS: sa.BindParameter[str] = sa.bindparam("ns")
+_IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
+
+
+def _of(table: sa.Table) -> sa.ColumnElement[bool]:
+    """The rows of one thread and namespace (params: sid, ns)."""
+    return sa.and_(table.c.session_id == _SID, table.c.checkpoint_ns == _NS)
+
+
+SESSION_EXISTS = prepared(sa.select(SESSIONS.c.id).where(SESSIONS.c.id == _SID))
+"""The thread's session id, if it exists (params: sid)."""
+
+SESSION_KIND = prepared(sa.select(SESSIONS.c.kind).where(SESSIONS.c.id == _SID))
+"""The kind of a session, if it exists (params: sid)."""
+
+NEWEST_ID = prepared(sa.select(sa.func.max(CHECKPOINTS.c.checkpoint_id)).where(_of(CHECKPOINTS)))
+"""The newest checkpoint id of a thread and namespace (params: sid, ns)."""
+
+LATEST = prepared(
+    sa.select(CHECKPOINTS)
+    .where(_of(CHECKPOINTS))
+    .order_by(CHECKPOINTS.c.checkpoint_id.desc())
+    .limit(sa.bindparam("limit"))
+)
+"""The newest checkpoints of a thread and namespace (params: sid, ns, limit)."""
+
+BY_KEY = prepared(
+    sa.select(CHECKPOINTS).where(
+        _of(CHECKPOINTS), CHECKPOINTS.c.checkpoint_id == sa.bindparam("cid")
+    )
+)
+"""One checkpoint (params: sid, ns, cid)."""
+
+WRITES_OF = prepared(sa.select(WRITES).where(_of(WRITES), WRITES.c.checkpoint_id.in_(_IDS)))
+"""The writes of some checkpoints of one thread and namespace (params: sid, ns, ids)."""
+
+DELETE_WRITES_OF = prepared(sa.delete(WRITES).where(_of(WRITES), WRITES.c.checkpoint_id.in_(_IDS)))
+"""Delete the writes of some checkpoints of one thread and namespace (params: sid, ns, ids)."""
+
+DELETE_CHECKPOINTS_OF = prepared(
+    sa.delete(CHECKPOINTS).where(_of(CHECKPOINTS), CHECKPOINTS.c.checkpoint_id.in_(_IDS))
+)
+"""Delete some checkpoints of one thread and namespace (params: sid, ns, ids)."""
+
+
+_THREADS: sa.BindParameter[list[str]] = sa.bindparam("sids", expanding=True)
+
+DELETE_THREADS = tuple(
+    prepared(sa.delete(table).where(table.c.session_id.in_(_THREADS)))
+    for table in (WRITES, CHECKPOINTS)
+)
+"""Delete every write, then every checkpoint, of some threads (params: sids)."""
+
+KEYS_OF_RUNS = prepared(
+    sa.select(
+        CHECKPOINTS.c.session_id, CHECKPOINTS.c.checkpoint_ns, CHECKPOINTS.c.checkpoint_id
+    ).where(
+        CHECKPOINTS.c["metadata"]["run_id"].as_string().in_(sa.bindparam("runs", expanding=True))
+    )
+)
+"""The keys of the checkpoints whose metadata names one of some runs (params: runs)."""
+
+HAS_ANY = prepared(sa.select(sa.literal(1)).where(CHECKPOINTS.c.session_id == _SID).limit(1))
+"""1 if a thread has a checkpoint (params: sid)."""
+
+
+def _prune(table: sa.Table) -> sa.Delete:
+    newest = CHECKPOINTS.alias("newest")
+    latest = (
+        sa.select(sa.func.max(newest.c.checkpoint_id))
+        .where(
+            newest.c.session_id == table.c.session_id,
+            newest.c.checkpoint_ns == table.c.checkpoint_ns,
+        )
+        .correlate(table)
+        .scalar_subquery()
+    )
+    # Writes of no stored checkpoint (LangGraph sends some early) go too.
+    kept = sa.func.coalesce(latest, "")
+    return prepared(
+        sa.delete(table).where(table.c.session_id.in_(_THREADS), table.c.checkpoint_id != kept)
+    )
+
+
+PRUNE = (_prune(WRITES), _prune(CHECKPOINTS))
+"""Delete the writes, then the checkpoints, of some threads but each namespace's newest
+checkpoint and its writes (params: sids)."""
+
+
+@cache
+def insert_writes(dialect: str) -> sa.Insert:
+    """INSERT writes, a write already stored kept (params: the rows' columns; executemany)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    keys = [column.name for column in WRITES.primary_key]
+    return prepared(insert(WRITES).on_conflict_do_nothing(index_elements=keys))
+
+
+@lru_cache(maxsize=256)
+def listing(
+    *,
+    thread: bool,
+    namespace: bool,
+    checkpoint: bool,
+    before: bool,
+    limit: bool,
+    metadata: tuple[str, ...] = (),
+) -> AnySelect:
+    """Checkpoints newest first; each flag adds its criterion (params: sid, ns, cid, before,
+    limit, and m0, m1, ... for the string values of the `metadata` keys, in that order).
+
+    Bounded: metadata keys come from callers, and each set of them is a statement.
+    """
+    statement = sa.select(CHECKPOINTS).order_by(CHECKPOINTS.c.checkpoint_id.desc())
+    if thread:
+        statement = statement.where(CHECKPOINTS.c.session_id == _SID)
+    if namespace:
+        statement = statement.where(CHECKPOINTS.c.checkpoint_ns == _NS)
+    if checkpoint:
+        statement = statement.where(CHECKPOINTS.c.checkpoint_id == sa.bindparam("cid"))
+    if before:
+        statement = statement.where(CHECKPOINTS.c.checkpoint_id < sa.bindparam("before"))
+    for index, name in enumerate(metadata):
+        value = CHECKPOINTS.c["metadata"][name].as_string()
+        statement = statement.where(value == sa.bindparam(f"m{index}", type_=sa.String()))
+    if limit:
+        statement = statement.limit(sa.bindparam("limit"))
+    return prepared(statement)
