@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from statekeeper import ImportFailed, SessionNotFound, StateManager, StorageBusy
+from statekeeper.db import RetryPolicy
 from tests.conftest import PgDatabases
 
 
@@ -155,19 +157,33 @@ def test_sqlite_lock_held_too_long_raises_storage_busy(tmp_path: Path) -> None:
         assert sm.is_phase_completed(sid, "p")
 
 
+@dataclass(frozen=True)
+class ReleaseOnRetry(RetryPolicy):
+    """The default policy that also releases the blocking lock once a busy attempt has failed."""
+
+    release: Callable[[], object] = lambda: None
+    failures: list[int] = field(default_factory=list)
+
+    def after(self, exc: Exception, attempt: int) -> float:
+        self.failures.append(attempt)
+        if attempt == 0:
+            self.release()
+        return super().after(exc, attempt)
+
+
 def test_sqlite_retries_until_the_lock_is_released(tmp_path: Path) -> None:
     path = tmp_path / "retry.db"
     with StateManager(path, busy_timeout_ms=10) as sm:
         sid = sm.create_session()
         blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         blocker.execute("BEGIN IMMEDIATE")
-        release = threading.Timer(0.15, lambda: blocker.execute("ROLLBACK"))
-        release.start()
+        policy = ReleaseOnRetry(release=lambda: blocker.execute("ROLLBACK"))
+        sm._db.retry = policy  # released after the first failure, not on a timer
         try:
             sm.save_phase_completion(sid, "p", {}, 1, "1")
         finally:
-            release.join()
             blocker.close()
+        assert policy.failures == [0]  # the first attempt met the lock, the retry succeeded
         assert sm.is_phase_completed(sid, "p")
 
 
