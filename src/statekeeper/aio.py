@@ -24,7 +24,7 @@ from statekeeper.api._async.sessions import AsyncSessionsAPI
 from statekeeper.api._async.snapshots import AsyncSnapshotsAPI
 from statekeeper.api._async.tasks import AsyncTasksAPI
 from statekeeper.api._async.worktree import AsyncWorktreeAPI
-from statekeeper.api.base import PathLike, store_options
+from statekeeper.api.base import DEFAULT_MAX_VALUE_BYTES, PathLike, store_options
 from statekeeper.asyncdb import AsyncDatabase
 from statekeeper.config import create_async_engine
 from statekeeper.importers._async.exporter import AsyncLegacyMirror
@@ -49,6 +49,7 @@ class AsyncStateManager(
     schema on entry as StateManager's constructor does, and closes it on exit; without
     `async with`, the first call does the check and `await am.close()` releases it.
     Tasks may share one manager: each call takes a connection of its own.
+    `max_value_bytes` limits each value given to a call, as for StateManager (default 16 MiB).
     """
 
     def __init__(
@@ -61,11 +62,12 @@ class AsyncStateManager(
         namespace: str = "default",
         max_snapshots: int | None = 10,
         compress_threshold: int | None = None,
+        max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES,
         synchronous: str = "normal",
         busy_timeout_ms: int = 5_000,
         **engine_options: Any,
     ) -> None:
-        self._store = store_options(namespace, max_snapshots, compress_threshold)
+        self._store = store_options(namespace, max_snapshots, compress_threshold, max_value_bytes)
         self.url, settings = open_store(url, synchronous, busy_timeout_ms, engine_options)
         engine = build_engine(create_async_engine, self.url, settings)
         on_open = None

@@ -19,7 +19,7 @@ from statekeeper.api._sync.sessions import SessionsAPI
 from statekeeper.api._sync.snapshots import SnapshotsAPI
 from statekeeper.api._sync.tasks import TasksAPI
 from statekeeper.api._sync.worktree import WorktreeAPI
-from statekeeper.api.base import PathLike, store_options
+from statekeeper.api.base import DEFAULT_MAX_VALUE_BYTES, PathLike, store_options
 from statekeeper.config import create_engine
 from statekeeper.db import Database
 from statekeeper.importers._sync.exporter import LegacyMirror
@@ -49,6 +49,10 @@ class StateManager(
     The agent store: `namespace` is whose agents this manager sees; `max_snapshots` is how
     many snapshots each session or agent keeps (None: all); `compress_threshold` stores agent
     states and snapshot payloads larger than that many bytes zstd-compressed (docs/agents.md).
+    `max_value_bytes` (default 16 MiB, None: no limit) is the most bytes one value given to a
+    call may take: a JSON value (phase output, context, metadata, agent state) serialized, a
+    payload text (chat content, instance output, markdown, event content) as UTF-8; a larger
+    one is InvalidInput naming the field and the limit, before anything is written.
     """
 
     def __init__(
@@ -61,11 +65,12 @@ class StateManager(
         namespace: str = "default",
         max_snapshots: int | None = 10,
         compress_threshold: int | None = None,
+        max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES,
         synchronous: str = "normal",
         busy_timeout_ms: int = 5_000,
         **engine_options: Any,
     ) -> None:
-        self._store = store_options(namespace, max_snapshots, compress_threshold)
+        self._store = store_options(namespace, max_snapshots, compress_threshold, max_value_bytes)
         self.url, settings = open_store(url, synchronous, busy_timeout_ms, engine_options)
         self._db = Database(build_engine(create_engine, self.url, settings))
         mirror = mirror_directory(legacy_mirror)

@@ -27,6 +27,7 @@ __all__ = [
     "check_id",
     "check_json",
     "check_non_negative_int",
+    "check_size",
     "check_text",
     "dump_json",
     "load_json",
@@ -113,6 +114,20 @@ def check_non_negative_int(value: object, field: str) -> int:
     return value
 
 
+MAX_DAYS = 36_500
+"""The longest span a day count may name: a century, far inside what dates can hold."""
+
+
+def check_days(value: object, field: str, *, minimum: int = 0) -> int:
+    """A whole number of days from `minimum` to MAX_DAYS (retention ages, report spans)."""
+    days = check_non_negative_int(value, field)
+    if days < minimum:
+        raise InvalidInput(field, f"must be at least {minimum}, got {days}")
+    if days > MAX_DAYS:
+        raise InvalidInput(field, f"at most {MAX_DAYS} days (a century), got {days}")
+    return days
+
+
 def check_id(value: object, field: str) -> str:
     """A non-empty identifier of at most 255 characters, without NUL or surrounding space."""
     if not isinstance(value, str):
@@ -137,6 +152,24 @@ def check_text(value: object, field: str, *, max_length: int | None = None) -> s
     if max_length is not None and len(value) > max_length:
         raise InvalidInput(field, f"longer than {max_length} characters")
     return value
+
+
+def check_size(text: str, field: str, limit: int | None) -> str:
+    """The text, if its UTF-8 form takes at most `limit` bytes (None: any size).
+
+    Decided from the length alone where it can be (UTF-8 takes 1 to 4 bytes a character),
+    so a huge value is refused without encoding a copy of it.
+    """
+    if limit is None or len(text) <= limit // 4:
+        return text
+    if len(text) > limit:
+        raise InvalidInput(field, f"longer than the limit of {limit} bytes (max_value_bytes)")
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise InvalidInput(
+            field, f"{size} bytes is over the limit of {limit} bytes (max_value_bytes)"
+        )
+    return text
 
 
 class JsonText(str):
@@ -164,8 +197,11 @@ def load_json(text: str | bytes) -> Any:
         return json.loads(text)
 
 
-def dump_json(value: Any, field: str) -> JsonText:
-    """Serialize a JSON value or raise InvalidInput: never a silent str() of the unknown."""
+def dump_json(value: Any, field: str, *, limit: int | None = None) -> JsonText:
+    """Serialize a JSON value or raise InvalidInput: never a silent str() of the unknown.
+
+    `limit`: the most bytes the serialized form may take (None: any size).
+    """
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
@@ -177,7 +213,7 @@ def dump_json(value: Any, field: str) -> JsonText:
         raise InvalidInput(field, "contains a NUL character, which PostgreSQL cannot store")
     if not text.isascii() and _SURROGATE.search(text):
         raise InvalidInput(field, "contains a lone UTF-16 surrogate, which is not valid Unicode")
-    return JsonText(text)
+    return JsonText(check_size(text, field, limit))
 
 
 def check_json(value: Any, field: str) -> Any:

@@ -17,12 +17,14 @@ from statekeeper.values import (
     as_utc,
     check_id,
     check_non_negative_int,
+    check_size,
     check_text,
     dump_json,
     utcnow,
 )
 
 __all__ = [
+    "DEFAULT_MAX_VALUE_BYTES",
     "AsyncManagerBase",
     "ManagerBase",
     "PathLike",
@@ -33,16 +35,20 @@ __all__ = [
     "json_object",
     "optional_label",
     "optional_text",
+    "payload_text",
     "positive",
     "store_options",
 ]
 
 PathLike = str | os.PathLike[str]
 
+DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024
+"""A manager's default `max_value_bytes`: 16 MiB."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoreOptions:
-    """A manager's agent-store settings: whose agents it sees, rotation, compression."""
+    """A manager's store settings: whose agents it sees, rotation, compression, size limit."""
 
     namespace: str = "default"
     max_snapshots: int | None = 10
@@ -50,18 +56,27 @@ class StoreOptions:
     compress_threshold: int | None = None
     """Agent states and snapshot payloads above this many bytes of JSON are stored zstd-
     compressed (None: never)."""
+    max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES
+    """The most bytes one user value may take (a JSON value serialized, a text as UTF-8):
+    larger is InvalidInput before anything is written (None: no limit)."""
 
 
 def store_options(
-    namespace: str, max_snapshots: int | None, compress_threshold: int | None
+    namespace: str,
+    max_snapshots: int | None,
+    compress_threshold: int | None,
+    max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES,
 ) -> StoreOptions:
-    """Checked agent-store settings of a manager."""
+    """Checked store settings of a manager."""
     return StoreOptions(
         namespace=check_id(namespace, "namespace"),
         max_snapshots=None if max_snapshots is None else positive(max_snapshots, "max_snapshots"),
         compress_threshold=None
         if compress_threshold is None
         else check_non_negative_int(compress_threshold, "compress_threshold"),
+        max_value_bytes=None
+        if max_value_bytes is None
+        else positive(max_value_bytes, "max_value_bytes"),
     )
 
 
@@ -128,11 +143,17 @@ def future_time(value: datetime | timedelta | None, field: str) -> datetime | No
     return when
 
 
-def json_object(value: Any, field: str) -> JsonText:
-    """A dict checked and serialized once, ready to store."""
+def json_object(value: Any, field: str, *, limit: int | None = None) -> JsonText:
+    """A dict checked and serialized once, ready to store; at most `limit` bytes of JSON."""
     if not isinstance(value, dict):
         raise InvalidInput(field, f"expected a JSON object, got {type(value).__name__}")
-    return dump_json(value, field)
+    return dump_json(value, field, limit=limit)
+
+
+def payload_text(value: object, field: str, limit: int | None) -> str:
+    """Free text that is a user payload (chat, output, event content): storable, and at
+    most `limit` bytes as UTF-8."""
+    return check_size(check_text(value, field), field, limit)
 
 
 def positive(value: object, field: str) -> int:

@@ -20,6 +20,7 @@ from statekeeper.schemas import AgentState, StateTransition
 from statekeeper.schemas.base import describe
 from statekeeper.services import agents
 from statekeeper.values import (
+    check_days,
     check_id,
     check_non_negative_int,
     check_text,
@@ -60,8 +61,9 @@ class AsyncAgentsAPI(AsyncManagerBase):
             )
         name = check_text(agent_id if state.name is None else state.name, "name")
         status = parse_choice(AgentStatus, state.status)
-        metadata = json_object(state.metadata, "metadata")
-        data = dump_json(state.state_data, "state_data")
+        limit = self._store.max_value_bytes
+        metadata = json_object(state.metadata, "metadata", limit=limit)
+        data = dump_json(state.state_data, "state_data", limit=limit)
         expected = (
             None
             if expected_version is None
@@ -136,7 +138,7 @@ class AsyncAgentsAPI(AsyncManagerBase):
     async def purge_deleted(self, older_than_days: int) -> int:
         """Remove for good the agents deleted more than `older_than_days` days ago, with their
         transitions and snapshots; return how many."""
-        days = check_non_negative_int(older_than_days, "older_than_days")
+        days = check_days(older_than_days, "older_than_days")
         namespace = self._store.namespace
         return await self._db.run(lambda uow: agents.purge(uow, namespace, days), write=True)
 
@@ -155,7 +157,9 @@ class AsyncAgentsAPI(AsyncManagerBase):
         if state_after is None:
             raise InvalidInput("after", "expected a state, got None")
         why = optional_text(reason, "reason")
-        data = json_object({} if metadata is None else metadata, "metadata")
+        data = json_object(
+            {} if metadata is None else metadata, "metadata", limit=self._store.max_value_bytes
+        )
         namespace = self._store.namespace
         await self._db.run(
             lambda uow: agents.record_transition(

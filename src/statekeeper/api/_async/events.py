@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from statekeeper.api.base import AsyncManagerBase, json_object, positive
+from statekeeper.api.base import AsyncManagerBase, json_object, payload_text, positive
 from statekeeper.errors import InvalidInput
 from statekeeper.executor import UnitOfWork
 from statekeeper.schemas import Event
 from statekeeper.services import events
 from statekeeper.services import sessions as sessions_service
-from statekeeper.values import check_id, check_text, utcnow
+from statekeeper.values import check_id, utcnow
 
 __all__ = ["AsyncEventsAPI"]
 
@@ -32,12 +32,13 @@ class AsyncEventsAPI(AsyncManagerBase):
         event_type = check_id(event_type, "event_type")
         if len(event_type) > 64:
             raise InvalidInput("event_type", "longer than 64 characters")
-        content = check_text(content, "content")
+        limit = self._store.max_value_bytes
+        content = payload_text(content, "content", limit)
         actor_type = check_id(actor_type, "actor_type")
         if len(actor_type) > 64:
             raise InvalidInput("actor_type", "longer than 64 characters")
         actor_id = check_id(actor_id, "actor_id")
-        data = json_object({} if metadata is None else metadata, "metadata")
+        data = json_object({} if metadata is None else metadata, "metadata", limit=limit)
 
         def record(uow: UnitOfWork) -> str:
             if session_id is not None:

@@ -13,6 +13,7 @@ from statekeeper.api.base import (
     await_result,
     json_object,
     optional_text,
+    payload_text,
     positive,
 )
 from statekeeper.enums import SessionStatus
@@ -29,6 +30,7 @@ from statekeeper.schemas import (
 from statekeeper.services import phases, stats
 from statekeeper.services import sessions as sessions_service
 from statekeeper.values import (
+    check_days,
     check_id,
     check_json,
     check_non_negative_int,
@@ -59,10 +61,11 @@ class AsyncSessionsAPI(AsyncManagerBase):
         kind = check_id(kind, "kind")
         if len(kind) > 64:
             raise InvalidInput("kind", "longer than 64 characters")
+        limit = self._store.max_value_bytes
         subject = optional_text(subject, "subject")
-        task = optional_text(task, "task")
+        task = None if task is None else payload_text(task, "task", limit)
         model = None if model is None else check_text(model, "model", max_length=255)
-        data = json_object({} if metadata is None else metadata, "metadata")
+        data = json_object({} if metadata is None else metadata, "metadata", limit=limit)
         return await self._db.run(
             lambda uow: sessions_service.create(
                 uow,
@@ -97,8 +100,9 @@ class AsyncSessionsAPI(AsyncManagerBase):
 
     async def save_markdown_output(self, session_id: str, markdown: str) -> None:
         """Store the session's final report."""
+        text = payload_text(markdown, "markdown", self._store.max_value_bytes)
         await self._db.run(
-            lambda uow: sessions_service.save_markdown(uow, session_id, markdown), write=True
+            lambda uow: sessions_service.save_markdown(uow, session_id, text), write=True
         )
 
     async def get_session_history(
@@ -141,7 +145,7 @@ class AsyncSessionsAPI(AsyncManagerBase):
 
     async def cleanup_old_sessions(self, days: int) -> int:
         """Delete completed and failed sessions finished more than `days` days ago."""
-        age = check_non_negative_int(days, "days")
+        age = check_days(days, "days")
         return await self._db.run(lambda uow: sessions_service.cleanup(uow, age), write=True)
 
     # Phases and context -----------------------------------------------------------------
@@ -159,14 +163,15 @@ class AsyncSessionsAPI(AsyncManagerBase):
         tokens_out: int = 0,
     ) -> None:
         """Checkpoint a completed phase; re-saving replaces it. `context` commits with it."""
-        stored = dump_json(output, "output")
+        limit = self._store.max_value_bytes
+        stored = dump_json(output, "output", limit=limit)
         duration = check_non_negative_int(duration_ms, "duration_ms")
         cost = money(cost_usd, "cost_usd")
         tokens = (
             check_non_negative_int(tokens_in, "tokens_in"),
             check_non_negative_int(tokens_out, "tokens_out"),
         )
-        saved_context = None if context is None else json_object(context, "context")
+        saved_context = None if context is None else json_object(context, "context", limit=limit)
         phase = check_id(phase_id, "phase_id")
         await self._db.run(
             lambda uow: phases.save_phase(
@@ -198,7 +203,7 @@ class AsyncSessionsAPI(AsyncManagerBase):
 
     async def save_context(self, session_id: str, data: dict[str, Any]) -> None:
         """Replace the session's workflow context (a JSON object)."""
-        context = json_object(data, "data")
+        context = json_object(data, "data", limit=self._store.max_value_bytes)
         await self._db.run(lambda uow: phases.save_context(uow, session_id, context), write=True)
 
     async def load_context(self, session_id: str) -> WorkflowContext | None:
@@ -259,5 +264,5 @@ class AsyncSessionsAPI(AsyncManagerBase):
 
     async def get_cost_trends(self, days: int) -> list[CostTrend]:
         """Cost and session count per UTC day for the last `days` days, oldest first."""
-        span = positive(days, "days")
+        span = check_days(days, "days", minimum=1)
         return await self._db.run(lambda uow: stats.cost_trends(uow, span), write=False)

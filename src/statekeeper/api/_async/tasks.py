@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from statekeeper.api.base import AsyncManagerBase, json_object, optional_text
+from statekeeper.api.base import AsyncManagerBase, json_object, payload_text
 from statekeeper.enums import TaskStatus
 from statekeeper.errors import InvalidInput
 from statekeeper.schemas import Task
@@ -30,10 +30,15 @@ class AsyncTasksAPI(AsyncManagerBase):
                 raise InvalidInput(*describe(exc)) from None
         task_id = check_id(task.id, "id")
         title = check_text(task.title, "title")
-        description = optional_text(task.description, "description")
+        limit = self._store.max_value_bytes
+        description = (
+            None
+            if task.description is None
+            else payload_text(task.description, "description", limit)
+        )
         assignee = None if task.assigned_to is None else check_id(task.assigned_to, "assigned_to")
         status = parse_choice(TaskStatus, task.status)
-        metadata = json_object(task.metadata, "metadata")
+        metadata = json_object(task.metadata, "metadata", limit=limit)
         return await self._db.run(
             lambda uow: tasks.save(
                 uow,

@@ -23,7 +23,7 @@ from statekeeper.schemas import (
 from statekeeper.schemas.base import describe
 from statekeeper.services import sessions as sessions_service
 from statekeeper.services import workspaces, worktree
-from statekeeper.values import as_utc, check_non_negative_int, check_text, utcnow
+from statekeeper.values import as_utc, check_non_negative_int, check_size, check_text, utcnow
 
 __all__ = ["AsyncWorktreeAPI"]
 
@@ -45,8 +45,10 @@ _TIME_FIELDS = frozenset({"start_time", "end_time"})
 _REQUIRED = frozenset({"worktree_path", "branch", "agent_name", "tmux_session_id", "status"})
 
 
-def _instance_values(fields: dict[str, Any]) -> dict[str, Any]:
-    """Validated instance columns; unknown names and bad values are InvalidInput."""
+def _instance_values(fields: dict[str, Any], limit: int | None) -> dict[str, Any]:
+    """Validated instance columns; unknown names and bad values are InvalidInput.
+
+    `limit` is the most bytes the output may take."""
     unknown = set(fields) - worktree.INSTANCE_FIELDS
     if unknown:
         raise InvalidInput(sorted(unknown)[0], "not an instance field")
@@ -64,11 +66,23 @@ def _instance_values(fields: dict[str, Any]) -> dict[str, Any]:
                 raise InvalidInput(name, f"unknown status {value!r} (allowed: {allowed})") from None
         elif name in _TEXT_FIELDS:
             values[name] = check_text(value, name, max_length=_MAX_LENGTH.get(name))
+            if name == "output":
+                check_size(values[name], name, limit)
         elif name in _COUNT_FIELDS:
             values[name] = check_non_negative_int(value, name)
         elif name in _TIME_FIELDS:
             values[name] = as_utc(value, name)
     return values
+
+
+def _check_sizes(session: WorktreeSession, limit: int | None) -> None:
+    """The task, instance outputs and chat contents of a legacy object, each within `limit`."""
+    check_size(session.task, "task", limit)
+    for index, instance in enumerate(session.instances):
+        if instance.output is not None:
+            check_size(instance.output, f"instances[{index}].output", limit)
+    for index, message in enumerate(session.chat_history):
+        check_size(message.content, f"chat_history[{index}].content", limit)
 
 
 def _instance_number(value: object) -> int:
@@ -103,7 +117,8 @@ class AsyncWorktreeAPI(AsyncManagerBase):
                 "tmux_session_id": tmux_session_id,
                 "status": status,
                 **fields,
-            }
+            },
+            self._store.max_value_bytes,
         )
         await self._db.run(
             lambda uow: worktree.add_instance(uow, session_id, number, values),
@@ -114,7 +129,7 @@ class AsyncWorktreeAPI(AsyncManagerBase):
     async def update_instance(self, session_id: str, instance_number: int, **fields: Any) -> None:
         """Change fields of an instance (status, output, end_time, line counts...)."""
         number = _instance_number(instance_number)
-        values = _instance_values(fields)
+        values = _instance_values(fields, self._store.max_value_bytes)
         await self._db.run(
             lambda uow: worktree.update_instance(uow, session_id, number, values),
             write=True,
@@ -141,7 +156,7 @@ class AsyncWorktreeAPI(AsyncManagerBase):
         except ValueError:
             allowed = ", ".join(r.value for r in ChatRole)
             raise InvalidInput("role", f"unknown role {role!r} (allowed: {allowed})") from None
-        text = check_text(content, "content")
+        text = check_size(check_text(content, "content"), "content", self._store.max_value_bytes)
         number = None if instance_number is None else _instance_number(instance_number)
         return await self._db.run(
             lambda uow: worktree.add_chat_message(uow, session_id, chat_role, text, number),
@@ -172,6 +187,7 @@ class AsyncWorktreeAPI(AsyncManagerBase):
             record = WorktreeSession.model_validate(session.model_dump())
         except ValidationError as exc:
             raise InvalidInput(*describe(exc)) from None
+        _check_sizes(record, self._store.max_value_bytes)
 
         def save(uow: UnitOfWork) -> None:
             workspace_id = None if workspace is None else workspaces.touch(uow, workspace, utcnow())

@@ -61,8 +61,9 @@ class AgentsAPI(ManagerBase):
             )
         name = check_text(agent_id if state.name is None else state.name, "name")
         status = parse_choice(AgentStatus, state.status)
-        metadata = json_object(state.metadata, "metadata")
-        data = dump_json(state.state_data, "state_data")
+        limit = self._store.max_value_bytes
+        metadata = json_object(state.metadata, "metadata", limit=limit)
+        data = dump_json(state.state_data, "state_data", limit=limit)
         expected = (
             None
             if expected_version is None
@@ -152,7 +153,9 @@ class AgentsAPI(ManagerBase):
         if state_after is None:
             raise InvalidInput("after", "expected a state, got None")
         why = optional_text(reason, "reason")
-        data = json_object({} if metadata is None else metadata, "metadata")
+        data = json_object(
+            {} if metadata is None else metadata, "metadata", limit=self._store.max_value_bytes
+        )
         namespace = self._store.namespace
         self._db.run(
             lambda uow: agents.record_transition(

@@ -14,6 +14,7 @@ from statekeeper.api.base import (
     call_result,
     json_object,
     optional_text,
+    payload_text,
     positive,
 )
 from statekeeper.enums import SessionStatus
@@ -60,10 +61,11 @@ class SessionsAPI(ManagerBase):
         kind = check_id(kind, "kind")
         if len(kind) > 64:
             raise InvalidInput("kind", "longer than 64 characters")
+        limit = self._store.max_value_bytes
         subject = optional_text(subject, "subject")
-        task = optional_text(task, "task")
+        task = None if task is None else payload_text(task, "task", limit)
         model = None if model is None else check_text(model, "model", max_length=255)
-        data = json_object({} if metadata is None else metadata, "metadata")
+        data = json_object({} if metadata is None else metadata, "metadata", limit=limit)
         return self._db.run(
             lambda uow: sessions_service.create(
                 uow,
@@ -98,9 +100,8 @@ class SessionsAPI(ManagerBase):
 
     def save_markdown_output(self, session_id: str, markdown: str) -> None:
         """Store the session's final report."""
-        self._db.run(
-            lambda uow: sessions_service.save_markdown(uow, session_id, markdown), write=True
-        )
+        text = payload_text(markdown, "markdown", self._store.max_value_bytes)
+        self._db.run(lambda uow: sessions_service.save_markdown(uow, session_id, text), write=True)
 
     def get_session_history(
         self,
@@ -158,14 +159,15 @@ class SessionsAPI(ManagerBase):
         tokens_out: int = 0,
     ) -> None:
         """Checkpoint a completed phase; re-saving replaces it. `context` commits with it."""
-        stored = dump_json(output, "output")
+        limit = self._store.max_value_bytes
+        stored = dump_json(output, "output", limit=limit)
         duration = check_non_negative_int(duration_ms, "duration_ms")
         cost = money(cost_usd, "cost_usd")
         tokens = (
             check_non_negative_int(tokens_in, "tokens_in"),
             check_non_negative_int(tokens_out, "tokens_out"),
         )
-        saved_context = None if context is None else json_object(context, "context")
+        saved_context = None if context is None else json_object(context, "context", limit=limit)
         phase = check_id(phase_id, "phase_id")
         self._db.run(
             lambda uow: phases.save_phase(
@@ -197,7 +199,7 @@ class SessionsAPI(ManagerBase):
 
     def save_context(self, session_id: str, data: dict[str, Any]) -> None:
         """Replace the session's workflow context (a JSON object)."""
-        context = json_object(data, "data")
+        context = json_object(data, "data", limit=self._store.max_value_bytes)
         self._db.run(lambda uow: phases.save_context(uow, session_id, context), write=True)
 
     def load_context(self, session_id: str) -> WorkflowContext | None:
