@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -362,6 +363,13 @@ def plot_overview(source: Any, path: str | os.PathLike[str] | None = None) -> An
     plot_cost_per_day(daily_costs(source), costs_ax)
     plot_phase_durations(phase_durations(source), phases_ax)
     if path is not None:
-        figure.savefig(path, dpi=120)
-        plt.close(figure)
+        from statekeeper.files import writable_target, writing
+
+        target = Path(path)
+        writable_target(target)
+        try:
+            with writing(target, "write the plot"):
+                figure.savefig(target, dpi=120)
+        finally:
+            plt.close(figure)
     return figure

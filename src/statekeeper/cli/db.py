@@ -68,10 +68,21 @@ def upgrade(
 def downgrade(
     ctx: typer.Context,
     revision: Annotated[str, typer.Argument(help='Target revision; "base" removes every table.')],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Downgrade even though the store holds rows.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Downgrade the schema to REVISION in one transaction."""
+    """Downgrade the schema to REVISION in one transaction (a store holding rows needs --yes:
+    a downgrade drops the tables and columns that later revisions added, with their data)."""
     with _manager(ctx) as manager:
+        occupied = manager.tables_with_rows()
+        if occupied and not yes:
+            fail(
+                f"refusing to downgrade a store that holds rows (in {', '.join(occupied)}) "
+                "without --yes: it can delete data; `statekeeper db backup PATH` first",
+                code=2,
+            )
         _report(manager.downgrade_schema(revision), as_json)
 
 
@@ -151,6 +162,33 @@ def backup(
         emit_json({"path": str(path)})
     else:
         say(f"backed up to {path}")
+
+
+@app.command()
+def restore(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A file written by `statekeeper db backup`.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Replace the rows the store holds now.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Put the backup at PATH back: the store's rows are replaced by the backup's, in one
+    transaction (a store holding rows needs --yes). The backup is checked first and may be
+    at an older revision; it is migrated to head in a temporary copy, never changed itself."""
+    with open_manager(ctx, create=True) as manager:
+        occupied = manager.tables_with_rows()
+        if occupied and not yes:
+            fail(
+                f"refusing to replace the rows the store holds (in {', '.join(occupied)}) "
+                "without --yes",
+                code=2,
+            )
+        rows = manager.restore_backup(path, overwrite=yes)
+    if as_json:
+        emit_json({"path": str(path), "rows": rows})
+    else:
+        say(f"restored {rows:,} rows from {path}")
 
 
 @app.command()

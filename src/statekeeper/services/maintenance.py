@@ -12,15 +12,18 @@ import sqlalchemy as sa
 from statekeeper.dialects import MAINTENANCE, reset_sequence
 from statekeeper.enums import SessionStatus
 from statekeeper.errors import InvalidInput, SchemaOutOfDate
-from statekeeper.migrate import current_revision, head_revision
+from statekeeper.migrate import current_revision, head_revision, revisions
 from statekeeper.models import Base, MigrationRow, SessionRow
 from statekeeper.queries import PHASES, SESSIONS
 from statekeeper.services.transfer import copy_rows
 from statekeeper.values import ZERO
 
 __all__ = [
+    "backup_problems",
+    "clear_rows",
     "fill_empty_store",
     "integrity_problems",
+    "occupied_tables",
     "require_head",
     "run_maintenance",
     "snapshot",
@@ -122,12 +125,55 @@ def snapshot(connection: sa.Connection) -> sa.Connection:
     return connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
 
 
+def _user_tables() -> list[sa.Table]:
+    """statekeeper's tables that hold data, parents first (the migration record aside)."""
+    return [t for t in Base.metadata.sorted_tables if t is not MigrationRow.__table__]
+
+
+def occupied_tables(connection: sa.Connection) -> list[str]:
+    """The statekeeper tables present in the database that hold at least one row.
+
+    Only tables that exist are asked, so this works at any revision, and on an empty database.
+    """
+    present = set(sa.inspect(connection).get_table_names())
+    return [
+        t.name
+        for t in _user_tables()
+        if t.name in present and connection.execute(sa.select(1).select_from(t).limit(1)).first()
+    ]
+
+
+def clear_rows(connection: sa.Connection) -> None:
+    """Delete every statekeeper row (children first), in the caller's transaction."""
+    for table in reversed(_user_tables()):
+        connection.execute(table.delete())
+
+
+def backup_problems(connection: sa.Connection) -> list[str]:
+    """Why a SQLite file cannot be restored as a store: [] when it can (at any known revision)."""
+    checked = [row[0] for row in connection.exec_driver_sql("PRAGMA integrity_check")]
+    if checked != ["ok"]:
+        return [f"sqlite integrity_check: {line}" for line in checked[:5]]
+    dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if dangling:
+        return [f"{row[0]} row {row[1]} references a missing {row[2]} row" for row in dangling[:5]]
+    revision = current_revision(connection)
+    if revision is None:
+        return ["it holds no statekeeper schema (no revision): it is not a statekeeper store"]
+    if revision not in {info.revision for info in revisions()}:
+        return [
+            f"it is at revision {revision}, which this statekeeper does not know "
+            f"(its newest is {head_revision()}): upgrade statekeeper to restore it"
+        ]
+    return []
+
+
 def fill_empty_store(source: sa.Connection, target: sa.Connection) -> int:
     """Copy every row into a store at head that holds none; returns the row count.
 
     Refuses a target holding rows; never commits (the caller owns both transactions).
     """
-    tables = [t for t in Base.metadata.sorted_tables if t is not MigrationRow.__table__]
+    tables = _user_tables()
     occupied = [
         t.name for t in tables if target.execute(sa.select(1).select_from(t).limit(1)).first()
     ]

@@ -60,6 +60,19 @@ class MaintenanceAPI(ManagerBase):
         """Write a consistent SQLite copy of the store to `path` (replaced atomically)."""
         self._db.with_sync_engine(lambda engine: stores.backup(engine, Path(path)))
 
+    def restore_backup(self, path: PathLike, *, overwrite: bool = False) -> int:
+        """Replace the store's rows with those of a backup written by `backup` (checked first,
+        at any revision this statekeeper knows), in one transaction: all of it or nothing. A
+        store that holds rows is replaced only with `overwrite=True`. Returns the rows restored.
+        """
+        return self._db.with_sync_engine(
+            lambda engine: stores.restore(engine, Path(path), overwrite=overwrite)
+        )
+
+    def tables_with_rows(self) -> list[str]:
+        """The statekeeper tables holding at least one row, at whatever revision the store is."""
+        return self._db.run_on_connection(maintenance.occupied_tables)
+
     def copy_to(self, url: PathLike | URL) -> int:
         """Copy the whole store into an empty store at `url` (migrated to head first), all of
         it or nothing, e.g. from SQLite to PostgreSQL; returns how many rows were copied."""
