@@ -363,8 +363,8 @@ def test_installed_executable(tmp_path: Path) -> None:
 def test_read_only_db_commands_do_not_create_a_database(tmp_path: Path) -> None:
     missing = tmp_path / "typo.db"
     for command in (["db", "current"], ["db", "check"], ["db", "history"]):
-        assert_fails(cli(str(missing), *command), 1, "no database at")
-    assert_fails(cli(str(missing), "db", "backup", str(tmp_path / "b.db")), 1, "no database at")
+        assert_fails(cli(str(missing), *command), 1, "no store at")
+    assert_fails(cli(str(missing), "db", "backup", str(tmp_path / "b.db")), 1, "no store at")
     assert not missing.exists()
 
 

@@ -47,7 +47,7 @@ def test_default_store_lives_in_the_user_data_dir(
 
 
 def test_sqlite_pragmas_and_private_files(tmp_path: Path) -> None:
-    path = tmp_path / "nested" / "state.db"
+    path = tmp_path / "state.db"
     with StateManager(path, synchronous="full", busy_timeout_ms=1234) as sm:
         sm.create_session()
         with sm.engine.connect() as connection:

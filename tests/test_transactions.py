@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import URL
 
 from statekeeper import ImportFailed, SessionNotFound, StateManager, StorageBusy
 from statekeeper.db import RetryPolicy
@@ -164,11 +165,11 @@ class ReleaseOnRetry(RetryPolicy):
     release: Callable[[], object] = lambda: None
     failures: list[int] = field(default_factory=list)
 
-    def after(self, exc: Exception, attempt: int) -> float:
+    def after(self, exc: Exception, attempt: int, store: URL | None = None) -> float:
         self.failures.append(attempt)
         if attempt == 0:
             self.release()
-        return super().after(exc, attempt)
+        return super().after(exc, attempt, store)
 
 
 def test_sqlite_retries_until_the_lock_is_released(tmp_path: Path) -> None:

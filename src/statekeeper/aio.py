@@ -59,6 +59,7 @@ class AsyncStateManager(
         auto_migrate: bool = True,
         check_schema: bool = True,
         legacy_mirror: PathLike | None = None,
+        schema: str | None = None,
         namespace: str = "default",
         max_snapshots: int | None = 10,
         compress_threshold: int | None = None,
@@ -68,7 +69,7 @@ class AsyncStateManager(
         **engine_options: Any,
     ) -> None:
         self._store = store_options(namespace, max_snapshots, compress_threshold, max_value_bytes)
-        self.url, settings = open_store(url, synchronous, busy_timeout_ms, engine_options)
+        self.url, settings = open_store(url, synchronous, busy_timeout_ms, engine_options, schema)
         engine = build_engine(create_async_engine, self.url, settings)
         on_open = None
         if check_schema:

@@ -29,10 +29,10 @@ from statekeeper.db import (
     read_only,
     run_in_block,
     run_transaction,
-    translate_error,
 )
 from statekeeper.errors import InvalidInput
 from statekeeper.executor import PlanCache
+from statekeeper.translate import translate_error
 
 __all__ = ["AsyncDatabase"]
 
@@ -97,7 +97,7 @@ class AsyncDatabase:
                 async with self._engines[write].connect() as connection:
                     result = await connection.run_sync(run_transaction, self._plans, fn, changed)
             except (Reconnect, sa.exc.SQLAlchemyError) as exc:
-                await asyncio.sleep(self.retry.after(exc, attempt))
+                await asyncio.sleep(self.retry.after(exc, attempt, self.url))
                 continue
             if changed and self.on_commit is not None:
                 await self.on_commit(changed)
@@ -118,7 +118,7 @@ class AsyncDatabase:
             connection = await self._engines[True].connect()
             await connection.begin()
         except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, self.url) from exc
         session = AsyncSession(bind=connection, expire_on_commit=False)
         sync_connection = connection.sync_connection
         assert sync_connection is not None, "a connected AsyncConnection has its sync twin"
@@ -130,7 +130,7 @@ class AsyncDatabase:
                 await session.flush()
                 await connection.commit()
             except sa.exc.SQLAlchemyError as exc:
-                raise translate_error(exc) from exc
+                raise translate_error(exc, self.url) from exc
         finally:
             self._scope.leave(token)
             await session.close()
@@ -147,7 +147,7 @@ class AsyncDatabase:
             connection = await self._engines[False].connect()
             await connection.run_sync(lambda sync: read_only(sync, on=True))
         except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, self.url) from exc
         session = AsyncSession(
             bind=connection, expire_on_commit=False, sync_session_class=ReadOnlySession
         )
@@ -178,7 +178,7 @@ class AsyncDatabase:
             async with self.engine.connect() as connection:
                 return await connection.run_sync(fn)
         except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, self.url) from exc
 
     async def with_sync_engine(self, fn: Callable[[Engine], T]) -> T:
         """Run a whole-store operation (backup, copy) in a worker thread, on a sync Engine of
@@ -194,7 +194,7 @@ class AsyncDatabase:
         try:
             return fn(engine)
         except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, self.url) from exc
         finally:
             engine.dispose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,10 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from statekeeper.errors import InvalidInput
+from statekeeper.errors import InvalidInput, StorageError
+from statekeeper.files import writing
 from statekeeper.values import load_json, serialize_json
 
 __all__ = [
+    "ENV_SCHEMA",
     "ENV_URL",
     "WRITE_OPTION",
     "Settings",
@@ -27,10 +30,14 @@ __all__ = [
     "create_engine",
     "default_url",
     "driver_sql",
+    "resolve_schema",
     "resolve_url",
+    "sqlite_file",
 ]
 
 ENV_URL = "STATEKEEPER_URL"
+ENV_SCHEMA = "STATEKEEPER_SCHEMA"
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 WRITE_OPTION = "statekeeper_write"
 """Execution option marking a unit of work that writes: on SQLite it begins IMMEDIATE."""
 
@@ -44,11 +51,16 @@ class Settings:
     synchronous: Synchronous = "normal"
     busy_timeout_ms: int = 5_000
     engine_options: dict[str, Any] = field(default_factory=dict)
+    schema: str | None = None
+    """PostgreSQL: the schema every table lives in (the connections' search_path)."""
 
 
 def default_url() -> URL:
-    """SQLite file `state.db` in the user data directory (created on first use)."""
-    return _sqlite_url(user_data_path("statekeeper", appauthor=False) / "state.db")
+    """SQLite file `state.db` in the user data directory, which is created if missing."""
+    directory = user_data_path("statekeeper", appauthor=False)
+    with writing(directory, "create the data directory"):
+        directory.mkdir(parents=True, exist_ok=True)
+    return _sqlite_url(directory / "state.db")
 
 
 def _sqlite_url(path: Path) -> URL:
@@ -85,9 +97,39 @@ def resolve_url(url: str | os.PathLike[str] | URL | None = None) -> URL:
     return parsed
 
 
+def resolve_schema(schema: str | None, url: URL) -> str | None:
+    """The argument, else $STATEKEEPER_SCHEMA: a plain lowercase PostgreSQL identifier.
+
+    Only PostgreSQL stores have schemas; naming one for SQLite is an error, not ignored.
+    """
+    field = "schema"
+    if schema is None:
+        schema, field = os.environ.get(ENV_SCHEMA) or None, ENV_SCHEMA
+    if schema is None:
+        return None
+    if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
+        raise InvalidInput(
+            field,
+            f"{schema!r} is not a schema name: lowercase letters, digits and _, at most 63, "
+            "not starting with a digit",
+        )
+    if schema.startswith("pg_"):
+        raise InvalidInput(field, f"{schema!r}: names starting with pg_ are PostgreSQL's own")
+    if url.get_backend_name() != "postgresql":
+        raise InvalidInput(field, "only a PostgreSQL store has schemas")
+    return schema
+
+
 def is_memory(url: URL) -> bool:
     """Whether a SQLite URL names a private in-memory database."""
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file of an on-disk SQLite store, else None (PostgreSQL, or in memory)."""
+    if url.get_backend_name() != "sqlite" or is_memory(url):
+        return None
+    return Path(str(url.database)).expanduser()
 
 
 def async_url(url: URL) -> URL:
@@ -113,7 +155,21 @@ def _engine_options(url: URL, settings: Settings) -> dict[str, Any]:
     # No pre-ping on PostgreSQL (a round trip per call): a connection found lost before its
     # unit of work commits is replaced and the unit of work run again (db.Database.run).
     options.update(settings.engine_options)
+    if settings.schema is not None:
+        options["connect_args"] = _in_schema(url, options.get("connect_args"), settings.schema)
     return options
+
+
+def _in_schema(url: URL, connect_args: dict[str, Any] | None, schema: str) -> dict[str, Any]:
+    """Connection arguments that make `schema` the only one unqualified names resolve to.
+
+    Set when each connection starts, so it costs nothing per statement; other libpq
+    `options` (from the URL or connect_args) are kept.
+    """
+    merged = dict(connect_args or {})
+    given = merged.get("options", url.query.get("options", ""))
+    merged["options"] = f"{given} -c search_path={schema}".strip()
+    return merged
 
 
 def create_engine(url: URL, settings: Settings | None = None) -> Engine:
@@ -158,15 +214,24 @@ def driver_sql(connection: sa.Connection, statement: str) -> None:
 
 
 def _create_private_file(path: Path) -> None:
-    """Create the database file readable by its owner only, before SQLite opens it."""
+    """Create the database file readable by its owner only, before SQLite opens it.
+
+    Only in a directory that exists: a mistyped path must not become a new, empty store.
+    """
     if path.exists():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return
-    os.close(fd)
+    if not path.parent.is_dir():
+        problem = "is not a directory" if path.parent.exists() else "does not exist"
+        raise StorageError(
+            f"{path}: cannot create the store there, {path.parent} {problem}; "
+            "correct the path, or create the directory first"
+        )
+    with writing(path, "create the store"):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return
+        os.close(fd)
 
 
 def _install_sqlite_hooks(engine: Engine, settings: Settings) -> None:

@@ -24,20 +24,14 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
 
 from statekeeper.config import WRITE_OPTION, driver_sql
-from statekeeper.errors import (
-    InvalidInput,
-    ReadOnlyError,
-    StateError,
-    StorageBusy,
-    StorageError,
-    VersionConflict,
-)
+from statekeeper.errors import ReadOnlyError
 from statekeeper.executor import NeedsConnection, PlanCache, UnitOfWork, driver_errors
+from statekeeper.translate import is_transient, translate_error
 
 __all__ = [
     "Block",
@@ -46,43 +40,13 @@ __all__ = [
     "ReadOnlySession",
     "RetryPolicy",
     "Scope",
-    "is_transient",
     "read_only",
     "run_in_block",
     "run_transaction",
-    "translate_error",
 ]
 
 T = TypeVar("T")
 Work = Callable[[UnitOfWork], T]
-
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
-_PG_TRANSIENT = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock timeout
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Lock contention or a serialization conflict: the same transaction may succeed later."""
-    orig = getattr(exc, "orig", exc)
-    code = getattr(orig, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
-    if "database is locked" in str(orig) or "database table is locked" in str(orig):
-        return True
-    return getattr(orig, "sqlstate", None) in _PG_TRANSIENT
-
-
-def translate_error(exc: sa.exc.SQLAlchemyError) -> StateError:
-    """The StateError a caller sees for a database failure."""
-    orig = getattr(exc, "orig", None) or exc
-    message = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    if is_transient(exc):
-        return StorageBusy(f"database stayed busy after retries: {message}")
-    if isinstance(exc, sa.orm.exc.StaleDataError):
-        # An ORM flush of a versioned row (AgentRow) that someone else saved meanwhile.
-        return VersionConflict(f"saved by someone else since it was loaded: {message}", None, None)
-    if isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError):
-        return InvalidInput("value", message)
-    return StorageError(f"{type(orig).__name__}: {message}")
 
 
 class Reconnect(Exception):
@@ -101,19 +65,20 @@ class RetryPolicy:
         """Seconds to sleep before retry number `attempt` (0-based)."""
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))  # noqa: S311
 
-    def after(self, exc: Exception, attempt: int) -> float:
-        """Seconds to wait before running a failed unit of work again, or the StateError."""
+    def after(self, exc: Exception, attempt: int, store: URL | None = None) -> float:
+        """Seconds to wait before running a failed unit of work again, or the StateError
+        (which names `store`, the URL the work ran on)."""
         last = attempt + 1 >= self.attempts
         if isinstance(exc, Reconnect):
             cause = exc.__cause__
             assert isinstance(cause, sa.exc.DBAPIError)
             if last:
-                raise translate_error(cause) from cause
+                raise translate_error(cause, store) from cause
             return 0.0  # the pool has replaced its connections: no wait needed
         assert isinstance(exc, sa.exc.SQLAlchemyError)
         if is_transient(exc) and not last:
             return self.delay(attempt)
-        raise translate_error(exc) from exc
+        raise translate_error(exc, store) from exc
 
 
 def run_transaction(
@@ -178,7 +143,7 @@ def run_in_block(block: Block, plans: PlanCache, fn: Work[T], *, write: bool) ->
             session.connection()  # SAVEPOINT now: services also run statements on the connection
             return fn(uow)
     except sa.exc.SQLAlchemyError as exc:
-        raise translate_error(exc) from exc
+        raise translate_error(exc, block.connection.engine.url) from exc
 
 
 def current_owner() -> object:
@@ -330,7 +295,7 @@ class Database:
             try:
                 result = self._attempt(fn, write=write, direct=direct, changed=changed)
             except (Reconnect, sa.exc.SQLAlchemyError) as exc:
-                time.sleep(self.retry.after(exc, attempt))
+                time.sleep(self.retry.after(exc, attempt, self.engine.url))
                 continue
             if changed and self.on_commit is not None:
                 self.on_commit(changed)
@@ -388,7 +353,7 @@ class Database:
             connection = self._engines[True].connect()
             connection.begin()
         except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, self.engine.url) from exc
         session = Session(bind=connection, expire_on_commit=False)
         block = Block(connection, session, current_owner(), session)
         token = self._scope.enter(block)
@@ -398,7 +363,7 @@ class Database:
                 session.flush()
                 connection.commit()
             except sa.exc.SQLAlchemyError as exc:
-                raise translate_error(exc) from exc
+                raise translate_error(exc, self.engine.url) from exc
         finally:
             self._scope.leave(token)
             session.close()
@@ -413,7 +378,7 @@ class Database:
             connection = self._engines[False].connect()
             read_only(connection, on=True)
         except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, self.engine.url) from exc
         session = ReadOnlySession(bind=connection, expire_on_commit=False)
         try:
             yield session
@@ -437,14 +402,14 @@ class Database:
             with self.engine.connect() as connection:
                 return fn(connection)
         except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, self.engine.url) from exc
 
     def with_sync_engine(self, fn: Callable[[Engine], T]) -> T:
         """Run a whole-store operation (backup, copy) that needs an Engine of its own."""
         try:
             return fn(self.engine)
         except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, self.engine.url) from exc
 
     def dispose(self) -> None:
         """Close every pooled connection."""

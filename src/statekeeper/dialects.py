@@ -120,6 +120,9 @@ def _pg_vector(column: str) -> str:
 def search_statement(dialect: str, words: list[str], limit: int) -> tuple[str, dict[str, Any]]:
     """SQL and parameters ranking sessions that hold every word (in any source).
 
+    Each row holds the winning text's `snippet` (PostgreSQL) or the whole text as `body`
+    (SQLite), from which the caller makes the snippet.
+
     Only our own fixed fragments are formatted into the SQL; every word is a bound
     parameter, matched as a literal term, never parsed as query syntax.
     """
@@ -136,14 +139,21 @@ def search_statement(dialect: str, words: list[str], limit: int) -> tuple[str, d
             )
             for i in range(len(words))
         ]
+        # No snippet() here: FTS5 scores every window against every instance of the words,
+        # minutes on a long text full of them. The winners' text is returned instead, and the
+        # caller cuts an excerpt around the first word it finds (services/search.excerpt).
         hits = " UNION ALL ".join(
             f"SELECT t.{_owner(table)} AS session_id, '{label}' AS source, "
-            f"snippet({fts}, 0, '[', ']', '…', 16) AS snippet, -bm25({fts}) AS rank "
+            f"t.{key} AS k, -bm25({fts}) AS rank "
             f"FROM {fts} JOIN {table} t ON t.{key} = {fts}.rowid "
             f"WHERE {fts} MATCH :any AND t.{_owner(table)} IN (SELECT sid FROM matched)"
             for label, table, key, _column, fts in _SEARCH_SOURCES
         )
-        extra_ctes, snippet = "", "snippet"
+        bodies = " ".join(
+            f"WHEN '{label}' THEN (SELECT {column} FROM {table} WHERE {key} = ranked.k)"
+            for label, table, key, column, _fts in _SEARCH_SOURCES
+        )
+        extra_ctes, snippet, body = "", "NULL", f"CASE source {bodies} END"
     else:
         params = {f"w{i}": w for i, w in enumerate(words)}
         # Spelled out, not taken from a CTE, so the planner sees it and uses the GIN indexes.
@@ -164,7 +174,7 @@ def search_statement(dialect: str, words: list[str], limit: int) -> tuple[str, d
             f"AND {_owner(table)} IN (SELECT sid FROM matched)"
             for label, table, _key, column, _fts in _SEARCH_SOURCES
         )
-        extra_ctes = f"q AS (SELECT {any_word} AS query), "
+        extra_ctes, body = f"q AS (SELECT {any_word} AS query), ", "NULL"
         # Headlines are costly on long text: made for the one winning row per session only.
         snippet = (
             "ts_headline('simple', body, (SELECT query FROM q), "
@@ -177,7 +187,7 @@ def search_statement(dialect: str, words: list[str], limit: int) -> tuple[str, d
         f"WITH {per_word}, matched AS ({matched}), {extra_ctes}hits AS ({hits}), "
         "ranked AS (SELECT *, row_number() OVER "
         "(PARTITION BY session_id ORDER BY rank DESC, source) AS n FROM hits) "
-        f"SELECT session_id, source, {snippet} AS snippet, rank FROM ranked "
+        f"SELECT session_id, source, {snippet} AS snippet, {body} AS body, rank FROM ranked "
         "WHERE n = 1 ORDER BY rank DESC, session_id LIMIT :limit"
     )
     return sql, params

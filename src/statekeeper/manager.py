@@ -46,6 +46,9 @@ class StateManager(
     `check_schema=False` opens a store at any revision (for `statekeeper db` commands).
     `legacy_mirror=DIR` (or $STATEKEEPER_LEGACY_MIRROR) keeps the legacy editor's files in
     DIR current after every committed change (docs/legacy-migration.md).
+    `schema="tenant_a"` (or $STATEKEEPER_SCHEMA), PostgreSQL only, keeps every table,
+    alembic_version included, in that schema, created on first open when the user may:
+    several schemas in one database are independent stores.
     The agent store: `namespace` is whose agents this manager sees; `max_snapshots` is how
     many snapshots each session or agent keeps (None: all); `compress_threshold` stores agent
     states and snapshot payloads larger than that many bytes zstd-compressed (docs/agents.md).
@@ -62,6 +65,7 @@ class StateManager(
         auto_migrate: bool = True,
         check_schema: bool = True,
         legacy_mirror: PathLike | None = None,
+        schema: str | None = None,
         namespace: str = "default",
         max_snapshots: int | None = 10,
         compress_threshold: int | None = None,
@@ -71,7 +75,7 @@ class StateManager(
         **engine_options: Any,
     ) -> None:
         self._store = store_options(namespace, max_snapshots, compress_threshold, max_value_bytes)
-        self.url, settings = open_store(url, synchronous, busy_timeout_ms, engine_options)
+        self.url, settings = open_store(url, synchronous, busy_timeout_ms, engine_options, schema)
         self._db = Database(build_engine(create_engine, self.url, settings))
         mirror = mirror_directory(legacy_mirror)
         if mirror is not None:

@@ -20,10 +20,10 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 
 from statekeeper.config import WRITE_OPTION, driver_sql
-from statekeeper.db import translate_error
-from statekeeper.errors import MigrationError, SchemaOutOfDate, StateError
+from statekeeper.errors import MigrationError, SchemaOutOfDate, StateError, StorageError
 from statekeeper.models import MigrationRow
 from statekeeper.schemas import MigrationRecord, SchemaStatus
+from statekeeper.translate import is_connect_failure, translate_error
 
 __all__ = [
     "SCRIPT_LOCATION",
@@ -161,16 +161,50 @@ def _run(connection: sa.Connection, direction: str, target: str) -> None:
             if direction == "upgrade":
                 if target == "head" and current_revision(connection) == head_revision():
                     return
+                create_missing_schema(connection)
                 command.upgrade(alembic_config(connection), target)
             else:
                 command.downgrade(alembic_config(connection), target)
     except StateError:
         raise
     except sa.exc.SQLAlchemyError as exc:
-        error = translate_error(exc)
+        error = translate_error(exc, connection.engine.url)
+        if is_connect_failure(exc):
+            raise error from exc  # the store was never reached: nothing to migrate
         raise MigrationError(f"{direction} to {target} failed, nothing changed: {error}") from exc
     except CommandError as exc:
         raise MigrationError(f"{direction} to {target} failed: {exc}") from exc
+
+
+def create_missing_schema(connection: sa.Connection) -> None:
+    """PostgreSQL: create the schema the connection's search_path names first, if missing.
+
+    Tables are created in the first schema of the search_path that exists; when none does
+    (`schema=`, or search_path given in the URL), there is nowhere to create them.
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    if connection.exec_driver_sql("SELECT current_schema()").scalar() is not None:
+        return
+    path = str(connection.exec_driver_sql("SHOW search_path").scalar())
+    # An unquoted name is folded to lowercase, as PostgreSQL reads the setting.
+    names = [n.strip() for n in path.split(",")]
+    names = [n[1:-1] if n.startswith('"') else n.lower() for n in names if n]
+    wanted = next((name for name in names if name != "$user"), None)
+    if wanted is None:
+        raise MigrationError(f"the search_path ({path}) names no schema to create tables in")
+    quoted = connection.dialect.identifier_preparer.quote_identifier(wanted)
+    create = f"CREATE SCHEMA IF NOT EXISTS {quoted}"
+    try:
+        with connection.begin_nested():
+            connection.exec_driver_sql(create)
+    except sa.exc.ProgrammingError as exc:
+        user = connection.exec_driver_sql("SELECT current_user").scalar()
+        raise StorageError(
+            f"schema {wanted!r} does not exist and {user} may not create it "
+            f"({translate_error(exc, connection.engine.url)}); create it first "
+            f"(CREATE SCHEMA {wanted} AUTHORIZATION {user}) or choose another schema"
+        ) from exc
 
 
 def upgrade(connection: sa.Connection, target: str = "head") -> None:
@@ -190,7 +224,7 @@ def ensure_schema(connection: sa.Connection, *, auto_migrate: bool) -> None:
         current = current_revision(connection)
         connection.rollback()
     except sa.exc.SQLAlchemyError as exc:
-        raise translate_error(exc) from exc
+        raise translate_error(exc, connection.engine.url) from exc
     if current == head:
         return
     known = {info.revision for info in revisions()}

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from statekeeper.api.base import PathLike
-from statekeeper.config import Settings, resolve_url
+from statekeeper.config import Settings, resolve_schema, resolve_url
 from statekeeper.errors import InvalidInput, StorageError
 from statekeeper.values import check_non_negative_int
 
@@ -27,16 +27,19 @@ def open_store(
     synchronous: str,
     busy_timeout_ms: int,
     engine_options: dict[str, Any],
+    schema: str | None = None,
 ) -> tuple[URL, Settings]:
     """The resolved URL and checked Settings; engine options are tried by the engine."""
     if synchronous not in ("normal", "full"):
         raise InvalidInput("synchronous", f"expected 'normal' or 'full', got {synchronous!r}")
+    resolved = resolve_url(url)
     settings = Settings(
         synchronous=synchronous,  # type: ignore[arg-type]
         busy_timeout_ms=check_non_negative_int(busy_timeout_ms, "busy_timeout_ms"),
         engine_options=engine_options,
+        schema=resolve_schema(schema, resolved),
     )
-    return resolve_url(url), settings
+    return resolved, settings
 
 
 def mirror_directory(legacy_mirror: PathLike | None) -> Path | None:

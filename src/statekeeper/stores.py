@@ -19,6 +19,7 @@ from statekeeper.config import WRITE_OPTION, create_engine, is_memory
 from statekeeper.errors import InvalidInput, StorageError
 from statekeeper.files import writable_target, writing
 from statekeeper.services import maintenance
+from statekeeper.translate import translate_error
 
 __all__ = ["backup", "copy_store", "restore"]
 
@@ -70,6 +71,14 @@ def _sqlite_no_room(exc: sa.exc.DBAPIError) -> bool:
     return getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
 
 
+def _reach(target: Engine) -> sa.Connection:
+    """A connection to a copy's target; failing to reach it is said of the target's URL."""
+    try:
+        return target.connect()
+    except sa.exc.SQLAlchemyError as exc:
+        raise translate_error(exc, target.url) from exc
+
+
 def copy_store(engine: Engine, url: URL) -> int:
     """Copy every row of this store into an empty store at `url`; returns the row count.
 
@@ -88,7 +97,7 @@ def copy_store(engine: Engine, url: URL) -> int:
     try:
         with engine.connect() as source:
             maintenance.require_head(source, "only a store at head can be copied")
-            with target.connect() as connection:
+            with _reach(target) as connection:
                 migrate.upgrade(connection)
             reader = maintenance.snapshot(source)
             with target.begin() as writer:

@@ -9,6 +9,7 @@ from typer.core import TyperGroup
 
 from statekeeper.cli import agents, db, events, legacy, sessions, snapshots, stats
 from statekeeper.cli.output import fail
+from statekeeper.cli.store import Target
 from statekeeper.errors import StateError
 
 __all__ = ["app", "main"]
@@ -67,6 +68,14 @@ def _root(
             "(default: $STATEKEEPER_URL, else state.db in the user data directory).",
         ),
     ] = None,
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="PostgreSQL: the schema the store's tables are in "
+            "(default: $STATEKEEPER_SCHEMA, else the server's search_path).",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -78,7 +87,7 @@ def _root(
     ] = False,
 ) -> None:
     """Inspect and maintain statekeeper's store of AI-agent workflow state."""
-    ctx.obj = url
+    ctx.obj = Target(url, schema)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from statekeeper.cli.output import JsonFlag, emit_json, fail, print_table, say
-from statekeeper.cli.store import open_manager, store_url
+from statekeeper.cli.store import open_manager
 
 if TYPE_CHECKING:
     from statekeeper.manager import StateManager
@@ -25,15 +25,9 @@ app = typer.Typer(help="Migrate, inspect, back up and copy the database.", no_ar
 def _manager(ctx: typer.Context, *, must_exist: bool = True) -> Iterator[StateManager]:
     """The manager on the store at whatever revision it is (no migration, no refusal).
 
-    Unless `must_exist` is false, a SQLite path with no file is an error, not a new database.
+    Unless `must_exist` is false, a store named by --url that does not exist is an error.
     """
-    from statekeeper.config import is_memory, resolve_url
-
-    url = resolve_url(store_url(ctx))
-    sqlite_file = url.get_backend_name() == "sqlite" and not is_memory(url)
-    if must_exist and sqlite_file and not Path(str(url.database)).expanduser().exists():
-        fail(f"no database at {url.database}")
-    with open_manager(ctx, check_schema=False) as manager:
+    with open_manager(ctx, check_schema=False, create=not must_exist) as manager:
         yield manager
 
 

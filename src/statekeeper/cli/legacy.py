@@ -89,7 +89,7 @@ def import_json(
     as_json: JsonFlag = False,
 ) -> None:
     """Import the legacy editor's session files; exit 1 if any file or session failed."""
-    with open_manager(ctx) as sm:
+    with open_manager(ctx, create=True) as sm:
         with _progress_bar() as progress:
             stats = sm.import_json(path, workspace=workspace, update=update, progress=progress)
         archived = _archive(sm, path, stats) if archive else []

@@ -159,7 +159,7 @@ def import_session(
     as_json: JsonFlag = False,
 ) -> None:
     """Import a session file written by `sessions export`: all of it or nothing."""
-    with open_manager(ctx) as sm:
+    with open_manager(ctx, create=True) as sm:
         session_id = sm.import_session(path)
     if as_json:
         emit_json({"session_id": session_id})

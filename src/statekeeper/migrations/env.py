@@ -1,6 +1,7 @@
 """Alembic environment for statekeeper: `alembic upgrade head` or in-process migration.
 
-The URL comes from `alembic -x url=...`, else $STATEKEEPER_URL, else the default file.
+The URL comes from `alembic -x url=...`, else $STATEKEEPER_URL, else the default file;
+a PostgreSQL schema from `-x schema=...`, else $STATEKEEPER_SCHEMA.
 A connection handed in through config.attributes["connection"] is used as it is (the
 library already holds the migration lock on it).
 """
@@ -13,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context
 
-from statekeeper.config import create_engine, resolve_url
+from statekeeper.config import Settings, create_engine, resolve_schema, resolve_url
 from statekeeper.migrate import include_object, migration_lock
 from statekeeper.models import Base
 from statekeeper.values import utcnow
@@ -68,7 +69,9 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(resolve_url(context.get_x_argument(as_dictionary=True).get("url")))
+    arguments = context.get_x_argument(as_dictionary=True)
+    url = resolve_url(arguments.get("url"))
+    engine = create_engine(url, Settings(schema=resolve_schema(arguments.get("schema"), url)))
     try:
         with engine.connect() as connection, migration_lock(connection) as locked:
             _run(locked)

@@ -65,6 +65,42 @@ def search(uow: UnitOfWork, query: str, limit: int) -> list[SearchHit]:
         return []
     sql, params = search_statement(uow.dialect.name, words, limit)
     return [
-        SearchHit(session_id=row.session_id, source=row.source, snippet=row.snippet, rank=row.rank)
+        SearchHit(
+            session_id=row.session_id,
+            source=row.source,
+            snippet=row.snippet if row.snippet is not None else excerpt(row.body or "", words),
+            rank=row.rank,
+        )
         for row in uow.execute(sa.text(sql), params)
     ]
+
+
+SNIPPET_WORDS = 16
+_WORD = re.compile(r"[^\W_]+")
+_REACH = 400
+"""Characters either side of the first hit that an excerpt's words are taken from."""
+
+
+def excerpt(text: str, words: list[str]) -> str:
+    """About 16 words of `text` around the first of `words` in it, each hit in [brackets].
+
+    Its cost is bounded by where the first hit is, never by how many there are: one
+    regular-expression scan, then a few hundred characters (FTS5's own snippet() scores
+    every window against every hit, quadratic in the hits). A word found only through
+    FTS5's folding (diacritics) gives the text's opening words instead.
+    """
+    alternatives = "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
+    hit = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
+    found = hit.search(text)
+    at = found.start() if found else 0
+    start = max(0, at - _REACH)
+    tokens = list(_WORD.finditer(text, start, min(len(text), at + _REACH)))
+    if not tokens:
+        return text[:_REACH].strip()
+    first = next((i for i, token in enumerate(tokens) if token.start() >= at), 0)
+    chosen = tokens[max(0, first - 3) :][:SNIPPET_WORDS]
+    begin, end = chosen[0].start(), chosen[-1].end()
+    marked = hit.sub(lambda m: f"[{m[0]}]", text[begin:end])
+    lead = "…" if _WORD.search(text, 0, begin) else ""
+    tail = "…" if _WORD.search(text, end) else ""
+    return f"{lead}{marked}{tail}"

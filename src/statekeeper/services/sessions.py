@@ -20,6 +20,7 @@ from statekeeper.executor import UnitOfWork
 from statekeeper.queries import sessions as q
 from statekeeper.schemas import Session, SessionSummary
 from statekeeper.services import events, workspaces
+from statekeeper.translate import violation
 from statekeeper.values import ZERO, check_id, check_text, parse_choice, utcnow
 
 __all__ = [
@@ -107,7 +108,8 @@ def create(
             },
         )
     except sa.exc.IntegrityError as exc:
-        if "sessions.id" in str(exc.orig) or "uq_sessions_id" in str(exc.orig):
+        broken = violation(exc)
+        if broken is not None and (broken.table, broken.columns) == ("sessions", ("id",)):
             raise InvalidInput("session_id", f"a session {session_id!r} already exists") from None
         raise
     uow.changed_workspace(workspace_id)

@@ -21,6 +21,7 @@ from statekeeper.schemas import AgentState, StateTransition
 from statekeeper.schemas.base import describe
 from statekeeper.services import agents
 from statekeeper.values import (
+    check_days,
     check_id,
     check_non_negative_int,
     check_text,
@@ -134,7 +135,7 @@ class AgentsAPI(ManagerBase):
     def purge_deleted(self, older_than_days: int) -> int:
         """Remove for good the agents deleted more than `older_than_days` days ago, with their
         transitions and snapshots; return how many."""
-        days = check_non_negative_int(older_than_days, "older_than_days")
+        days = check_days(older_than_days, "older_than_days")
         namespace = self._store.namespace
         return self._db.run(lambda uow: agents.purge(uow, namespace, days), write=True)
 

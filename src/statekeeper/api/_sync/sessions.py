@@ -31,6 +31,7 @@ from statekeeper.schemas import (
 from statekeeper.services import phases, stats
 from statekeeper.services import sessions as sessions_service
 from statekeeper.values import (
+    check_days,
     check_id,
     check_json,
     check_non_negative_int,
@@ -141,7 +142,7 @@ class SessionsAPI(ManagerBase):
 
     def cleanup_old_sessions(self, days: int) -> int:
         """Delete completed and failed sessions finished more than `days` days ago."""
-        age = check_non_negative_int(days, "days")
+        age = check_days(days, "days")
         return self._db.run(lambda uow: sessions_service.cleanup(uow, age), write=True)
 
     # Phases and context -----------------------------------------------------------------
@@ -258,5 +259,5 @@ class SessionsAPI(ManagerBase):
 
     def get_cost_trends(self, days: int) -> list[CostTrend]:
         """Cost and session count per UTC day for the last `days` days, oldest first."""
-        span = positive(days, "days")
+        span = check_days(days, "days", minimum=1)
         return self._db.run(lambda uow: stats.cost_trends(uow, span), write=False)
