@@ -16,7 +16,7 @@ from typing import Any
 
 from statekeeper import AsyncStateManager, StateManager
 
-__all__ = ["context_for", "cost_for", "main", "output_for", "tokens_for"]
+__all__ = ["checkpoint", "context_for", "cost_for", "main", "output_for", "tokens_for"]
 
 PHASE_LIMIT = 100_000
 """More phases than any worker reaches before it is killed."""
@@ -40,6 +40,21 @@ def output_for(i: int) -> dict[str, Any]:
 def context_for(i: int) -> dict[str, Any]:
     """The workflow context after phase i: changes with every phase, so a stale one shows."""
     return {"last_phase": f"p{i}", "count": i + 1, "history": [f"p{j}" for j in range(i + 1)][-20:]}
+
+
+def checkpoint(sm: Any, session_id: str, i: int, *, context: bool = True) -> None:
+    """Save phase i as the crash checks expect it, with its context unless told not to."""
+    tokens_in, tokens_out = tokens_for(i)
+    sm.save_phase_completion(
+        session_id,
+        f"p{i}",
+        output_for(i),
+        i % 50,
+        cost_for(i),
+        context=context_for(i) if context else None,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+    )
 
 
 class _Awaited:
@@ -86,18 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         start = len(sm.get_completed_phases(args.session_id))
         print(f"ready {start}", flush=True)
         for i in range(start, PHASE_LIMIT):
-            tokens_in, tokens_out = tokens_for(i)
-            context = None if args.split_context else context_for(i)
-            sm.save_phase_completion(
-                args.session_id,
-                f"p{i}",
-                output_for(i),
-                i % 50,
-                cost_for(i),
-                context=context,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-            )
+            checkpoint(sm, args.session_id, i, context=not args.split_context)
             print(f"ack p{i}", flush=True)
             if args.split_context:
                 time.sleep(60)  # the parent kills us here, between the two transactions
