@@ -29,6 +29,7 @@ __all__ = [
     "SCRIPT_LOCATION",
     "RevisionInfo",
     "applied_revisions",
+    "create_missing_schema",
     "current_revision",
     "downgrade",
     "ensure_schema",

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from statekeeper.config import Settings, create_engine, resolve_schema, resolve_url
-from statekeeper.migrate import include_object, migration_lock
+from statekeeper.migrate import create_missing_schema, include_object, migration_lock
 from statekeeper.models import Base
 from statekeeper.values import utcnow
 
@@ -74,6 +74,7 @@ def run_migrations_online() -> None:
     engine = create_engine(url, Settings(schema=resolve_schema(arguments.get("schema"), url)))
     try:
         with engine.connect() as connection, migration_lock(connection) as locked:
+            create_missing_schema(locked)
             _run(locked)
     finally:
         engine.dispose()
