@@ -189,7 +189,9 @@ def _sqlite_file_error(path: str, code: int, message: str) -> StorageError | Non
     if code == _SQLITE_CANTOPEN:
         return StorageError(
             f"{path}: cannot open the store file ({message}); check that the file and its "
-            "directory exist and are readable"
+            "directory exist, and that the directory is writable: SQLite keeps the store's "
+            "-wal and -shm files beside it, so a store on a read-only file system needs a "
+            "copy on a writable one"
         )
     return None
 
