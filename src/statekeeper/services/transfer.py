@@ -13,14 +13,19 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.orm import selectinload
 
-from statekeeper.errors import ImportFailed, SessionNotFound
+from statekeeper.enums import SessionStatus
+from statekeeper.errors import ImportFailed, InvalidInput, SessionNotFound
 from statekeeper.executor import UnitOfWork
 from statekeeper.models import Base, SessionRow
 from statekeeper.models.base import UTCDateTime
 from statekeeper.queries import sessions as sessions_q
-from statekeeper.values import utcnow
+from statekeeper.schemas.base import describe
+from statekeeper.services import events, phases, snapshots, worktree
+from statekeeper.services import sessions as sessions_service
+from statekeeper.values import as_utc, check_id, check_non_negative_int, money, utcnow
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "copy_rows", "export_session", "import_session"]
 
@@ -152,6 +157,8 @@ def import_session(uow: UnitOfWork, document: Any) -> str:
         raise ImportFailed(f"a session {session_id!r} already exists")
     for row in tables.get("workspaces") or []:
         values = _row_values(_table("workspaces"), row, surrogate=None)
+        if not isinstance(values.get("id"), str):
+            raise ImportFailed("a workspaces row has no string id")
         workspaces = _table("workspaces")
         known = uow.execute(sa.select(workspaces.c.id).where(workspaces.c.id == values.get("id")))
         if known.first() is None:
@@ -170,7 +177,62 @@ def import_session(uow: UnitOfWork, document: Any) -> str:
                 )
         if values_list:
             uow.execute(sa.insert(table), values_list)
+    _check_imported(uow, session_id)
     return session_id
+
+
+def _check_imported(uow: UnitOfWork, session_id: str) -> None:
+    """Read the inserted session back as the API does and check the invariants the services
+    keep; raise ImportFailed (and the import rolls back) if it is not a session they
+    could have written. Rows go in by column type only: a document edited by hand may
+    hold values no DTO accepts, or totals and stamps that disagree."""
+    try:
+        session = sessions_service.get(uow, session_id)
+        done = phases.completed_phases(uow, session_id)
+        context = phases.load_context(uow, session_id)
+        worktree.instances(uow, session_id)
+        worktree.chat_history(uow, session_id, None, None)
+        events.page(uow, "session", session_id, limit=None, after=None)
+        for summary in snapshots.listing(uow, "", session_id, None):
+            snapshot = snapshots.get(uow, "", summary.id)
+            assert snapshot is not None
+            _check_snapshot_payload(snapshot.id, snapshot.payload)
+    except ValidationError as exc:
+        field, message = describe(exc)
+        raise ImportFailed(f"a value no session can hold: {field}: {message}") from None
+    assert session is not None
+    if context is not None and not isinstance(context.data, dict):
+        raise ImportFailed("a value no session can hold: workflow_context.data is not an object")
+    totals = (
+        sum((phase.cost_usd for phase in done), Decimal(0)),
+        sum(phase.tokens_in for phase in done),
+        sum(phase.tokens_out for phase in done),
+    )
+    if totals != (session.cost_usd, session.tokens_in, session.tokens_out):
+        raise ImportFailed("the session's totals differ from the sums over its phases")
+    terminal = session.status in (SessionStatus.COMPLETED, SessionStatus.FAILED)
+    if terminal != (session.completed_at is not None):
+        raise ImportFailed(f"completed_at disagrees with status {session.status.value!r}")
+
+
+def _check_snapshot_payload(snapshot_id: str, payload: Any) -> None:
+    """A session snapshot's payload as restore_snapshot reads it, totals included."""
+    try:
+        if payload["context"] is not None and not isinstance(payload["context"], dict):
+            raise TypeError("context is not an object")
+        cost, tokens_in, tokens_out = Decimal(0), 0, 0
+        for phase in payload["phases"]:
+            check_id(phase["phase_id"], "phase_id")
+            as_utc(datetime.fromisoformat(phase["completed_at"]), "completed_at")
+            check_non_negative_int(phase["duration_ms"], "duration_ms")
+            cost += money(phase["cost_usd"])
+            tokens_in += check_non_negative_int(phase["tokens_in"], "tokens_in")
+            tokens_out += check_non_negative_int(phase["tokens_out"], "tokens_out")
+        totals = (money(payload["cost_usd"]), payload["tokens_in"], payload["tokens_out"])
+    except (KeyError, TypeError, ValueError, ArithmeticError, InvalidInput) as exc:
+        raise ImportFailed(f"snapshot {snapshot_id!r} cannot be restored: {exc!r}") from None
+    if totals != (cost, tokens_in, tokens_out):
+        raise ImportFailed(f"snapshot {snapshot_id!r}: totals differ from its phases")
 
 
 def _check_document(document: Any) -> Mapping[str, Any]:
@@ -185,6 +247,9 @@ def _check_document(document: Any) -> Mapping[str, Any]:
     unknown = set(tables) - known
     if unknown:
         raise ImportFailed(f"unknown tables: {', '.join(sorted(unknown))}")
+    for name, rows in tables.items():
+        if not isinstance(rows, list | None):
+            raise ImportFailed(f"table {name!r} must be a list of rows")
     return tables
 
 
