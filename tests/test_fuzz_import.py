@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statekeeper import ImportFailed, StateError, StateManager
+from statekeeper import ImportFailed, ImportStats, StateError, StateManager, ValidationReport
 from tests import legacy_fixtures as lf
 from tests.conftest import _in_ci
 
@@ -196,11 +196,13 @@ def test_the_legacy_importer_takes_mutated_files_whole_or_not_at_all(
         tried["examples"] += 1
         write(path, document, byte_mutation, cut)
         ids = document_ids(document) if byte_mutation in ("none", "bom") else []
+        stats: ImportStats | None = None
+        report: ValidationReport | None = None
         try:
             stats = sm.import_json(path)
             report = sm.validate_import(path)
         except StateError:
-            stats = report = None
+            pass
         try:
             stored = {sid: sm.get_worktree_session(sid) for sid in ids}
             kept = {sid: session for sid, session in stored.items() if session is not None}
@@ -220,8 +222,8 @@ def test_the_legacy_importer_takes_mutated_files_whole_or_not_at_all(
             assert rows["sessions"] == sm.get_total_sessions() == len(kept)
             assert (rows["chat_messages"], rows["instances"]) == (chat, instances)
         finally:
-            for sid in list(sm.get_session_history(limit=100)):
-                sm.delete_session(sid.id)
+            for summary in sm.get_session_history(limit=100):
+                sm.delete_session(summary.id)
 
     attempt()
     assert sm.integrity_check().ok
