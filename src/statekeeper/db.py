@@ -136,6 +136,7 @@ def run_in_block(block: Block, plans: PlanCache, fn: Work[T], *, write: bool) ->
             connection=block.connection,
             session=session,
             changed=block.changed,
+            in_block=True,
         )
         if not write:
             return fn(uow)

@@ -263,7 +263,7 @@ class UnitOfWork:
     the ORM session, raise NeedsConnection, and the unit of work reruns on SQLAlchemy.
     """
 
-    __slots__ = ("_driver", "_plans", "_session", "changed", "connection", "dialect")
+    __slots__ = ("_driver", "_plans", "_session", "changed", "connection", "dialect", "in_block")
 
     def __init__(
         self,
@@ -274,6 +274,7 @@ class UnitOfWork:
         driver: Any = None,
         session: Session | None = None,
         changed: set[str] | None = None,
+        in_block: bool = False,
     ) -> None:
         self.connection = connection
         self.dialect = dialect
@@ -282,6 +283,8 @@ class UnitOfWork:
         self._session = session
         self.changed = set() if changed is None else changed
         """Workspaces whose sessions this unit of work changed (for the legacy mirror)."""
+        self.in_block = in_block
+        """A call inside a `transaction()` block, which may write back what it reads."""
 
     @property
     def session(self) -> Session:

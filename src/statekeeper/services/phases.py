@@ -127,9 +127,21 @@ def write_context(uow: UnitOfWork, session_id: str, data: Any, now: datetime) ->
     )
 
 
+def _context_of(uow: UnitOfWork, session_id: str) -> Any:
+    """The CONTEXT_OF row. In a `transaction()` block the caller may write back what it
+    read, so the session is first locked as by a write: on PostgreSQL two blocks
+    incrementing a counter would otherwise both read the old value, and one increment be
+    lost. The lock comes first, in a statement of its own, so that the read starts after it
+    is granted and sees the other block's commit (SQLite's BEGIN IMMEDIATE already
+    serializes whole blocks)."""
+    if uow.in_block:
+        uow.execute(sessions_q.LOCK, {"sid": session_id})
+    return uow.execute(q.CONTEXT_OF, {"sid": session_id}).first()
+
+
 def load_context(uow: UnitOfWork, session_id: str) -> WorkflowContext | None:
     """The saved context with the last completed phase and cost so far; None if never saved."""
-    row = uow.execute(q.CONTEXT_OF, {"sid": session_id}).first()
+    row = _context_of(uow, session_id)
     if row is None or row.data is None:
         return None
     return WorkflowContext(
@@ -139,7 +151,7 @@ def load_context(uow: UnitOfWork, session_id: str) -> WorkflowContext | None:
 
 def resume(uow: UnitOfWork, session_id: str) -> WorkflowContext | None:
     """What to resume from: None only when neither context nor any phase was saved."""
-    row = uow.execute(q.CONTEXT_OF, {"sid": session_id}).first()
+    row = _context_of(uow, session_id)
     if row is None:
         raise SessionNotFound(session_id)
     if row.status == SessionStatus.COMPLETED:
