@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
@@ -263,3 +265,74 @@ def test_the_sqlite_statement_makes_no_snippet() -> None:
 )
 def test_excerpts(text: str, words: list[str], expected: str) -> None:
     assert excerpt(text, words) == expected
+
+
+def _chat_index_exact(sm: StateManager) -> None:
+    """SQLite: the chat index holds exactly the stored messages (FTS5's own full check)."""
+    if sm.engine.dialect.name == "sqlite":
+        with sm.engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO search_chat(search_chat, rank) VALUES ('integrity-check', 1)"
+            )
+
+
+def test_the_chat_index_stays_exact_through_deletes_and_reused_keys(sm: StateManager) -> None:
+    """Chat is indexed by the first search after it (revision 0007); deleting the newest
+    messages lets SQLite hand their keys out again, which must not confuse the index."""
+    keep = sm.create_session()
+    sm.add_chat_message(keep, "user", "alpha kept")
+    doomed = sm.create_session()
+    for i in range(3):
+        sm.add_chat_message(doomed, "assistant", f"bravo doomed {i}")
+    assert _ids(sm, "bravo") == [doomed]
+    _chat_index_exact(sm)
+    sm.delete_session(doomed)
+    fresh = sm.create_session()
+    for i in range(2):
+        sm.add_chat_message(fresh, "user", f"charlie fresh {i}")
+    assert _ids(sm, "bravo") == []
+    assert _ids(sm, "charlie") == [fresh]
+    assert _ids(sm, "alpha") == [keep]
+    _chat_index_exact(sm)
+    sm.add_chat_message(keep, "user", "delta later")
+    sm.delete_session(keep)
+    assert _ids(sm, "alpha") == [] and _ids(sm, "delta") == []
+    _chat_index_exact(sm)
+
+
+def test_search_in_a_block_sees_its_own_chat_and_a_rollback_unindexes_it(
+    sm: StateManager,
+) -> None:
+    sid = sm.create_session()
+    sm.add_chat_message(sid, "user", "echo committed")
+    seen: list[list[str]] = []
+
+    def abandoned() -> None:
+        with sm.transaction():
+            other = sm.create_session()
+            sm.add_chat_message(other, "user", "echo pending")
+            seen.append(sorted(_ids(sm, "echo")))
+            seen.append(sorted([sid, other]))
+            raise RuntimeError("abandon")
+
+    with pytest.raises(RuntimeError):
+        abandoned()
+    assert seen[0] == seen[1]  # the block's search saw its own message
+    assert _ids(sm, "echo") == [sid]
+    _chat_index_exact(sm)
+
+
+def test_downgrade_indexes_pending_chat_and_upgrade_resumes(tmp_path: Path) -> None:
+    """Down to 0006 the eager triggers come back with every pending message indexed; up to
+    head again the mark starts at the newest message."""
+    with StateManager(tmp_path / "state.db") as sm:
+        sid = sm.create_session()
+        sm.add_chat_message(sid, "user", "foxtrot searched")
+        assert _ids(sm, "foxtrot") == [sid]
+        sm.add_chat_message(sid, "user", "golf pending")  # not indexed yet
+        sm.downgrade_schema("0006")
+        _chat_index_exact(sm)
+        sm.upgrade_schema()
+        sm.add_chat_message(sid, "user", "hotel after")
+        assert _ids(sm, "golf") == [sid] and _ids(sm, "hotel") == [sid]
+        _chat_index_exact(sm)

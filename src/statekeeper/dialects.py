@@ -14,8 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from statekeeper.executor import prepared
 
 __all__ = [
-    "EVENT_INDEX_BEHIND",
-    "EVENT_INDEX_CATCH_UP",
+    "LAZY_INDEXES",
     "MAINTENANCE",
     "as_date",
     "event_search_statement",
@@ -193,18 +192,25 @@ def search_statement(dialect: str, words: list[str], limit: int) -> tuple[str, d
     return sql, params
 
 
-EVENT_INDEX_BEHIND = (
-    "SELECT (SELECT max(seq) FROM events) > (SELECT seq FROM search_events_indexed)"
-)
-"""SQLite: whether events were logged since the event index was last brought up to date."""
+def _lazy_index(table: str, search: str) -> tuple[str, tuple[str, str]]:
+    """SQLite statements of an index filled in batches (revisions 0005 and 0007): whether rows
+    were added since it was last brought up to date; index them in one batch, move the mark."""
+    mark = f"{search}_indexed"
+    behind = f"SELECT (SELECT max(seq) FROM {table}) > (SELECT seq FROM {mark})"
+    catch_up = (
+        f"INSERT INTO {search}(rowid, content) SELECT seq, content FROM {table} "
+        f"WHERE seq > (SELECT seq FROM {mark}) ORDER BY seq",
+        f"UPDATE {mark} SET seq = (SELECT max(seq) FROM {table}) "
+        f"WHERE seq < (SELECT max(seq) FROM {table})",
+    )
+    return behind, catch_up
 
-EVENT_INDEX_CATCH_UP = (
-    "INSERT INTO search_events(rowid, content) SELECT seq, content FROM events "
-    "WHERE seq > (SELECT seq FROM search_events_indexed) ORDER BY seq",
-    "UPDATE search_events_indexed SET seq = (SELECT max(seq) FROM events) "
-    "WHERE seq < (SELECT max(seq) FROM events)",
-)
-"""SQLite: index the events logged since, in one batch, and move the mark (revision 0005)."""
+
+LAZY_INDEXES = {
+    "events": _lazy_index("events", "search_events"),
+    "chat": _lazy_index("chat_messages", "search_chat"),
+}
+"""SQLite: the full-text indexes searches bring up to date first, by what they index."""
 
 
 def event_search_statement(

@@ -9,8 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from statekeeper.dialects import (
-    EVENT_INDEX_BEHIND,
-    EVENT_INDEX_CATCH_UP,
     event_search_statement,
 )
 from statekeeper.errors import InvalidInput
@@ -20,7 +18,7 @@ from statekeeper.queries import events as q
 from statekeeper.schemas import Event
 from statekeeper.services.search import terms_of
 
-__all__ = ["append", "index_behind", "index_pending", "page", "search"]
+__all__ = ["append", "page", "search"]
 
 
 def append(
@@ -88,19 +86,6 @@ def search(
     )
     statement = sa.text(sql).columns(*EVENTS.c)
     return [Event.model_validate(row) for row in uow.execute(statement, params)]
-
-
-def index_behind(uow: UnitOfWork) -> bool:
-    """Whether the SQLite event index lacks recent events (PostgreSQL's never does)."""
-    if uow.dialect.name != "sqlite":
-        return False
-    return bool(uow.scalar(sa.text(EVENT_INDEX_BEHIND)))
-
-
-def index_pending(uow: UnitOfWork) -> None:
-    """Index, in one batch, the events logged since the last search (SQLite)."""
-    for statement in EVENT_INDEX_CATCH_UP:
-        uow.execute(sa.text(statement))
 
 
 def _seq_of(uow: UnitOfWork, event_id: str, field: str) -> int:

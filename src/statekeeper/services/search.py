@@ -7,11 +7,19 @@ import unicodedata
 
 import sqlalchemy as sa
 
-from statekeeper.dialects import search_statement
+from statekeeper.dialects import LAZY_INDEXES, search_statement
 from statekeeper.executor import UnitOfWork
 from statekeeper.schemas import SearchHit
 
-__all__ = ["MAX_WORDS", "search", "terms_of", "words_of"]
+__all__ = [
+    "MAX_WORDS",
+    "excerpt",
+    "index_behind",
+    "index_pending",
+    "search",
+    "terms_of",
+    "words_of",
+]
 
 MAX_WORDS = 16
 """Words beyond this many are ignored: the query grows with each one."""
@@ -56,6 +64,20 @@ def terms_of(query: str, dialect: str) -> list[str]:
             if len(terms) == MAX_WORDS:
                 break
     return list(terms.values())
+
+
+def index_behind(uow: UnitOfWork, source: str) -> bool:
+    """Whether `source`'s SQLite index ("events", "chat") lacks rows added since it was last
+    brought up to date; PostgreSQL's indexes never do."""
+    if uow.dialect.name != "sqlite":
+        return False
+    return bool(uow.scalar(sa.text(LAZY_INDEXES[source][0])))
+
+
+def index_pending(uow: UnitOfWork, source: str) -> None:
+    """Index, in one batch, the rows of `source` added since its last search (SQLite)."""
+    for statement in LAZY_INDEXES[source][1]:
+        uow.execute(sa.text(statement))
 
 
 def search(uow: UnitOfWork, query: str, limit: int) -> list[SearchHit]:

@@ -8,7 +8,7 @@ from statekeeper.api.base import AsyncManagerBase, json_object, payload_text, po
 from statekeeper.errors import InvalidInput
 from statekeeper.executor import UnitOfWork
 from statekeeper.schemas import Event
-from statekeeper.services import events
+from statekeeper.services import events, search
 from statekeeper.services import sessions as sessions_service
 from statekeeper.values import check_id, utcnow
 
@@ -95,8 +95,8 @@ class AsyncEventsAPI(AsyncManagerBase):
         if not isinstance(query, str):
             raise InvalidInput("query", f"expected a string, got {type(query).__name__}")
         size = positive(limit, "limit")
-        if await self._db.run(events.index_behind, write=False):
-            await self._db.run(events.index_pending, write=True)
+        if await self._db.run(lambda uow: search.index_behind(uow, "events"), write=False):
+            await self._db.run(lambda uow: search.index_pending(uow, "events"), write=True)
         return await self._db.run(
             lambda uow: events.search(
                 uow,

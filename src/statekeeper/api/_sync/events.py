@@ -9,7 +9,7 @@ from statekeeper.api.base import ManagerBase, json_object, payload_text, positiv
 from statekeeper.errors import InvalidInput
 from statekeeper.executor import UnitOfWork
 from statekeeper.schemas import Event
-from statekeeper.services import events
+from statekeeper.services import events, search
 from statekeeper.services import sessions as sessions_service
 from statekeeper.values import check_id, utcnow
 
@@ -96,8 +96,8 @@ class EventsAPI(ManagerBase):
         if not isinstance(query, str):
             raise InvalidInput("query", f"expected a string, got {type(query).__name__}")
         size = positive(limit, "limit")
-        if self._db.run(events.index_behind, write=False):
-            self._db.run(events.index_pending, write=True)
+        if self._db.run(lambda uow: search.index_behind(uow, "events"), write=False):
+            self._db.run(lambda uow: search.index_pending(uow, "events"), write=True)
         return self._db.run(
             lambda uow: events.search(
                 uow,
