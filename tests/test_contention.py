@@ -111,11 +111,11 @@ def test_processes_contending_for_shared_sessions_lose_nothing(
     print(f"{PROCESSES} x {OPERATIONS} operations on {engine_name}: {dict(operations)}")
 
 
-def hold_and_write(url: str, workers: list[Worker], held: str, written: str, tmp: Path) -> str:
+def hold_and_write(forker: Forker, held: str, written: str, tmp: Path) -> str:
     """One process holds a transaction with every kind of write on session `held` open;
     meanwhile another, whose lock waits fail after LOCK_TIMEOUT_MS, writes the same on
     `written`: its last line (`done`, or `error ...`), and the holder then commits."""
-    forker = start_forker(url, workers)
+    url = forker.url
     release = tmp / f"release-{held}-{written}"
     holder = forker.fork("hold", url, held, str(release))
     assert forker.wait_child(holder, "holding", "error ") == "holding"
@@ -137,10 +137,11 @@ def test_postgresql_writers_to_different_sessions_never_wait(
     """Every kind of session write (phase with context, chat, event, snapshot) to session B
     completes while a transaction holding the same writes to session A stays open, though
     any lock wait would fail it; the same writes to A itself do fail: the check can fail."""
+    forker = start_forker(store_url, workers)
     with StateManager(store_url) as sm:
         a, b = (sm.create_session(name, workspace=tmp_path) for name in ("a", "b"))
-        assert hold_and_write(store_url, workers, a, b, tmp_path) == "done"
-        blocked = hold_and_write(store_url, workers, a, a, tmp_path)
+        assert hold_and_write(forker, a, b, tmp_path) == "done"
+        blocked = hold_and_write(forker, a, a, tmp_path)
         assert blocked.startswith("error StorageBusy"), blocked
         assert "lock timeout" in blocked, blocked
         for session_id in (a, b):
