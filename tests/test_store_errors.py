@@ -32,8 +32,14 @@ def _open_both(url: Any) -> list[Exception]:
         async with AsyncStateManager(url) as manager:
             await manager.get_total_sessions()
 
+    def open_sync() -> None:
+        StateManager(url).close()
+
+    def open_async() -> None:
+        asyncio.run(first_call())
+
     raised: list[Exception] = []
-    for attempt in (lambda: StateManager(url).close(), lambda: asyncio.run(first_call())):
+    for attempt in (open_sync, open_async):
         with pytest.raises(StorageError) as info:
             attempt()
         raised.append(info.value)
