@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections import Counter
@@ -27,7 +28,7 @@ from tests.workers import serve_store
 __all__ = ["LOCK_TIMEOUT_MS", "OPERATIONS", "cost_of", "main", "plan"]
 
 SEED = 808
-OPERATIONS = 500
+OPERATIONS = int(os.environ.get("SK_CONTENTION_OPS", "500"))  # per process
 """Operations per mixing child."""
 SESSIONS = 3
 LOCK_TIMEOUT_MS = 200

@@ -34,8 +34,10 @@ from tests.workers import Forker, Worker
 
 pytestmark = pytest.mark.slow
 
-SEED = 1103
-KILLS = {"sqlite": 50, "postgresql": 12}
+# The long version (docs/reliability.md): SK_TORTURE_KILLS=1000 SK_TORTURE_SEED=$RANDOM.
+SEED = int(os.environ.get("SK_TORTURE_SEED", "1103"))
+_SCALE = int(os.environ.get("SK_TORTURE_KILLS", "50"))
+KILLS = {"sqlite": _SCALE, "postgresql": max(10, _SCALE // 4)}
 MAX_KILL_DELAY_S = {"sqlite": 0.15, "postgresql": 0.6}
 AGENT_ID = "tortured"
 KINDS = ("phase", "chat", "event", "agent", "snapshot")
