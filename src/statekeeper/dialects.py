@@ -16,6 +16,7 @@ from statekeeper.executor import prepared
 __all__ = [
     "LAZY_INDEXES",
     "MAINTENANCE",
+    "TALLY_FOLD",
     "as_date",
     "event_search_statement",
     "insert_new",
@@ -205,6 +206,25 @@ def _lazy_index(table: str, search: str) -> tuple[str, tuple[str, str]]:
     )
     return behind, catch_up
 
+
+_TALLIES = "sessions, completed, failed, completed_cost_units, completed_timed, completed_ms"
+_TALLY_SUMS = ", ".join(f"sum({column})" for column in _TALLIES.split(", "))
+TALLY_FOLD: Mapping[str, tuple[str, ...]] = {
+    # Deletes only the rows its snapshot sees: a concurrent writer's new row stays, and a
+    # concurrent fold deletes (and sums) only what this one has not.
+    "postgresql": (
+        "WITH gone AS (DELETE FROM tally_sessions RETURNING *) "
+        f"INSERT INTO tally_sessions ({_TALLIES}) SELECT {_TALLY_SUMS} FROM gone "
+        "HAVING count(*) > 0",
+    ),
+    # One writer at a time: sum everything into a new newest row, then drop the older ones.
+    "sqlite": (
+        f"INSERT INTO tally_sessions ({_TALLIES}) SELECT {_TALLY_SUMS} FROM tally_sessions "
+        "HAVING count(*) > 0",
+        "DELETE FROM tally_sessions WHERE id < (SELECT max(id) FROM tally_sessions)",
+    ),
+}
+"""Fold the session tally's rows into one (revision 0008), keeping every sum."""
 
 LAZY_INDEXES = {
     "events": _lazy_index("events", "search_events"),

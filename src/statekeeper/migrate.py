@@ -58,12 +58,13 @@ class RevisionInfo:
 def include_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
-    """Leave the full-text search objects of revision 0002 out of autogenerate.
+    """Leave the objects triggers maintain out of autogenerate: full-text search (revisions
+    0002, 0005, 0007) and the session tallies (0008).
 
-    They are dialect-specific (FTS5 tables and their shadow tables, GIN expression indexes)
-    and have no model; everything else must match the models exactly.
+    They are dialect-specific (FTS5 tables and their shadow tables, GIN expression indexes,
+    trigger-kept tables) and have no model; everything else must match the models exactly.
     """
-    return not (name or "").startswith("search_")
+    return not (name or "").startswith(("search_", "tally_"))
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

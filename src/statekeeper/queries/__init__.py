@@ -20,6 +20,7 @@ __all__ = [
     "PHASES",
     "SESSIONS",
     "SNAPSHOTS",
+    "TALLY",
     "TASKS",
     "TRANSITIONS",
     "AnySelect",
@@ -38,3 +39,21 @@ AGENTS = Base.metadata.tables["agents"]
 TRANSITIONS = Base.metadata.tables["state_transitions"]
 SNAPSHOTS = Base.metadata.tables["snapshots"]
 TASKS = Base.metadata.tables["tasks"]
+
+TALLY = sa.Table(
+    "tally_sessions",
+    sa.MetaData(),  # not the models': triggers keep this table (revision 0008), no code writes it
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    *(
+        sa.Column(name, sa.BigInteger)
+        for name in (
+            "sessions",
+            "completed",
+            "failed",
+            "completed_cost_units",
+            "completed_timed",
+            "completed_ms",
+        )
+    ),
+)
+"""Each change's contribution to the session counts and completed totals, summed on read."""

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from statekeeper.dialects import utc_day
 from statekeeper.enums import SessionStatus
 from statekeeper.executor import prepared
-from statekeeper.queries import SESSIONS, AnySelect
+from statekeeper.queries import SESSIONS, TALLY, AnySelect
 
 __all__ = [
     "BY_ID",
@@ -23,6 +23,7 @@ __all__ = [
     "LOCK",
     "SET_TOTALS",
     "SUMMARY_COLUMNS",
+    "TALLIES",
     "TIMING",
     "TOUCH",
     "by_ids",
@@ -30,7 +31,6 @@ __all__ = [
     "cost_by_day",
     "history",
     "kept_duration",
-    "statistics",
     "update",
 ]
 
@@ -86,8 +86,26 @@ TIMING = prepared(
 )
 """When a session was created and completed (param: sid)."""
 
-COUNT = prepared(sa.select(sa.func.count()).select_from(SESSIONS))
-"""How many sessions exist."""
+COUNT = prepared(sa.select(sa.func.coalesce(sa.func.sum(TALLY.c.sessions), 0), sa.func.count()))
+"""How many sessions exist, and how many tally rows say so (revision 0008)."""
+
+TALLIES = prepared(
+    sa.select(
+        *(
+            sa.func.coalesce(sa.func.sum(TALLY.c[name]), 0)
+            for name in (
+                "sessions",
+                "completed",
+                "failed",
+                "completed_cost_units",
+                "completed_timed",
+                "completed_ms",
+            )
+        ),
+        sa.func.count(),
+    )
+)
+"""Session counts and completed totals, and the number of tally rows they were summed from."""
 
 CURSOR = prepared(sa.select(SESSIONS.c.created_at, SESSIONS.c.id).where(SESSIONS.c.id == _ID))
 """The keyset position of a session in history order (param: sid)."""
@@ -152,19 +170,6 @@ def history(*, status: bool, kind: bool, workspace: bool, after: bool) -> AnySel
             sa.bindparam("limit")
         )
     )
-
-
-def statistics() -> AnySelect:
-    """Counts over every session; cost and duration averaged over completed ones."""
-    completed = SESSIONS.c.status == SessionStatus.COMPLETED.value
-    failed = SESSIONS.c.status == SessionStatus.FAILED.value
-    return sa.select(
-        sa.func.count(),
-        sa.func.coalesce(sa.func.sum(sa.case((completed, 1), else_=0)), 0),
-        sa.func.coalesce(sa.func.sum(sa.case((failed, 1), else_=0)), 0),
-        sa.func.avg(sa.case((completed, SESSIONS.c.cost_usd))),
-        sa.func.avg(sa.case((completed, SESSIONS.c.duration_ms))),
-    ).select_from(SESSIONS)
 
 
 def cost_by_day(dialect: str, since: datetime) -> AnySelect:

@@ -15,6 +15,7 @@ from statekeeper.errors import InvalidInput, SchemaOutOfDate
 from statekeeper.migrate import current_revision, head_revision, revisions
 from statekeeper.models import Base, MigrationRow, SessionRow
 from statekeeper.queries import PHASES, SESSIONS
+from statekeeper.queries import sessions as sessions_q
 from statekeeper.services.transfer import copy_rows
 from statekeeper.values import ZERO
 
@@ -53,6 +54,8 @@ def integrity_problems(connection: sa.Connection) -> list[str]:
     if revision != head_revision():
         problems.append(f"schema at revision {revision}, expected {head_revision()}")
     problems.extend(_totals_problems(connection))
+    if revision == head_revision() and _tallies(connection) != _recount(connection):
+        problems.append("session tallies differ from the sessions: statistics are off")
     terminal = SessionRow.status.in_([SessionStatus.COMPLETED.value, SessionStatus.FAILED.value])
     unstamped = connection.execute(
         sa.select(SessionRow.id).where(
@@ -101,6 +104,29 @@ def _totals_problems(connection: sa.Connection) -> list[str]:
         if (cost, tokens_in, tokens_out) != stored:
             problems.append(f"session {session.id}: totals differ from its phases")
     return problems
+
+
+def _tallies(connection: sa.Connection) -> tuple[int, ...]:
+    """What the triggers' tally says (revision 0008)."""
+    return tuple(int(value) for value in connection.execute(sessions_q.TALLIES).one()[:-1])
+
+
+def _recount(connection: sa.Connection) -> tuple[int, ...]:
+    """The same sums counted from the sessions themselves, as the triggers count them."""
+    done = SESSIONS.c.status == SessionStatus.COMPLETED.value
+    failed = SESSIONS.c.status == SessionStatus.FAILED.value
+    units = sa.cast(sa.func.round(SESSIONS.c.cost_usd * 100_000_000), sa.BigInteger)
+    timed = sa.and_(done, SESSIONS.c.duration_ms.is_not(None))
+    sums = (
+        sa.literal(1),
+        sa.case((done, 1), else_=0),
+        sa.case((failed, 1), else_=0),
+        sa.case((done, units), else_=0),
+        sa.case((timed, 1), else_=0),
+        sa.case((done, sa.func.coalesce(SESSIONS.c.duration_ms, 0)), else_=0),
+    )
+    row = connection.execute(sa.select(*(sa.func.coalesce(sa.func.sum(x), 0) for x in sums)))
+    return tuple(int(value) for value in row.one())
 
 
 def require_head(connection: sa.Connection, why: str) -> None:

@@ -209,9 +209,10 @@ def calculate_duration(uow: UnitOfWork, session_id: str) -> int:
     return _elapsed_ms(row.created_at, row.completed_at or utcnow())
 
 
-def count(uow: UnitOfWork) -> int:
-    """How many sessions are stored."""
-    return uow.scalar(q.COUNT) or 0
+def count(uow: UnitOfWork) -> tuple[int, int]:
+    """How many sessions are stored, and how many tally rows that was summed from."""
+    total, parts = uow.execute(q.COUNT).one()
+    return int(total), int(parts)
 
 
 def delete(uow: UnitOfWork, session_id: str) -> None:

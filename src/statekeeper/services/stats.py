@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
-from statekeeper.dialects import as_date
+import sqlalchemy as sa
+
+from statekeeper.dialects import TALLY_FOLD, as_date
 from statekeeper.executor import UnitOfWork
 from statekeeper.queries import sessions as q
 from statekeeper.schemas import CostTrend, SessionStatistics
 from statekeeper.values import MONEY_PLACES, ZERO, utcnow
 
-__all__ = ["cost_trends", "statistics"]
+__all__ = ["FOLD_AT", "cost_trends", "fold_tally", "statistics"]
 
 
 def _money(value: object) -> Decimal:
@@ -21,16 +23,32 @@ def _money(value: object) -> Decimal:
     return Decimal(str(value)).quantize(Decimal(1).scaleb(-MONEY_PLACES))
 
 
-def statistics(uow: UnitOfWork) -> SessionStatistics:
-    """Session counts, with cost and duration averaged over completed sessions."""
-    total, completed, failed, avg_cost, avg_duration = uow.execute(q.statistics()).one()
-    return SessionStatistics(
-        total_sessions=total,
-        completed_sessions=completed,
-        failed_sessions=failed,
-        avg_cost_usd=_money(avg_cost),
-        avg_duration_ms=round(float(avg_duration or 0)),
+FOLD_AT = 256
+"""Tally rows beyond which a reader folds them into one (each session change adds one)."""
+
+
+def statistics(uow: UnitOfWork) -> tuple[SessionStatistics, int]:
+    """Session counts, with cost and duration averaged over completed sessions, from the
+    tallies the triggers keep (revision 0008); and how many tally rows were summed."""
+    row = uow.execute(q.TALLIES).one()
+    total, completed, failed, cost_units, timed, duration_ms, parts = (int(v) for v in row)
+    avg_cost = Decimal(cost_units).scaleb(-MONEY_PLACES) / completed if completed else ZERO
+    return (
+        SessionStatistics(
+            total_sessions=total,
+            completed_sessions=completed,
+            failed_sessions=failed,
+            avg_cost_usd=_money(avg_cost),
+            avg_duration_ms=round(duration_ms / timed) if timed else 0,
+        ),
+        parts,
     )
+
+
+def fold_tally(uow: UnitOfWork) -> None:
+    """Fold the tally's rows into one, so reads stay as cheap as the store grows."""
+    for statement in TALLY_FOLD[uow.dialect.name]:
+        uow.execute(sa.text(statement))
 
 
 def cost_trends(uow: UnitOfWork, days: int) -> list[CostTrend]:

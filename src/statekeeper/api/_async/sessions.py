@@ -135,7 +135,10 @@ class AsyncSessionsAPI(AsyncManagerBase):
 
     async def get_total_sessions(self) -> int:
         """How many sessions are stored."""
-        return await self._db.run(sessions_service.count, write=False, direct=True)
+        total, parts = await self._db.run(sessions_service.count, write=False, direct=True)
+        if parts > stats.FOLD_AT:
+            await self._db.run(stats.fold_tally, write=True)
+        return total
 
     async def delete_session(self, session_id: str) -> None:
         """Delete the session and everything that belongs to it."""
@@ -260,7 +263,10 @@ class AsyncSessionsAPI(AsyncManagerBase):
 
     async def get_statistics(self) -> SessionStatistics:
         """Counts of all sessions; average cost and duration of completed ones."""
-        return await self._db.run(stats.statistics, write=False)
+        statistics, parts = await self._db.run(stats.statistics, write=False)
+        if parts > stats.FOLD_AT:
+            await self._db.run(stats.fold_tally, write=True)
+        return statistics
 
     async def get_cost_trends(self, days: int) -> list[CostTrend]:
         """Cost and session count per UTC day for the last `days` days, oldest first."""

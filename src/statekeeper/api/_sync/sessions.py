@@ -134,7 +134,10 @@ class SessionsAPI(ManagerBase):
 
     def get_total_sessions(self) -> int:
         """How many sessions are stored."""
-        return self._db.run(sessions_service.count, write=False, direct=True)
+        total, parts = self._db.run(sessions_service.count, write=False, direct=True)
+        if parts > stats.FOLD_AT:
+            self._db.run(stats.fold_tally, write=True)
+        return total
 
     def delete_session(self, session_id: str) -> None:
         """Delete the session and everything that belongs to it."""
@@ -255,7 +258,10 @@ class SessionsAPI(ManagerBase):
 
     def get_statistics(self) -> SessionStatistics:
         """Counts of all sessions; average cost and duration of completed ones."""
-        return self._db.run(stats.statistics, write=False)
+        statistics, parts = self._db.run(stats.statistics, write=False)
+        if parts > stats.FOLD_AT:
+            self._db.run(stats.fold_tally, write=True)
+        return statistics
 
     def get_cost_trends(self, days: int) -> list[CostTrend]:
         """Cost and session count per UTC day for the last `days` days, oldest first."""
