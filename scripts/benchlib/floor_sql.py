@@ -82,6 +82,14 @@ STATEMENTS: dict[str, str] = {
         "sessions.cost_usd, sessions.status FROM sessions LEFT OUTER JOIN workflow_context "
         "ON workflow_context.session_id = sessions.id WHERE sessions.id = ?"
     ),
+    # get_total_sessions, get_statistics: BEGIN; the tally's sums (revision 0008); COMMIT
+    "total_sessions": "SELECT coalesce(sum(sessions), 0), count(*) FROM tally_sessions",
+    "statistics": (
+        "SELECT coalesce(sum(sessions), 0), coalesce(sum(completed), 0), "
+        "coalesce(sum(failed), 0), coalesce(sum(completed_cost_units), 0), "
+        "coalesce(sum(completed_timed), 0), coalesce(sum(completed_ms), 0), count(*) "
+        "FROM tally_sessions"
+    ),
     # get_session: BEGIN; get_session; COMMIT
     "get_session": f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?",
     # get_session_history: BEGIN; [cursor_of;] history or history_before; COMMIT

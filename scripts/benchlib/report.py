@@ -54,6 +54,8 @@ SCALE_NAMES = {
     "search_two_words": "search, two words",
     "search_one_word": "search, one word",
     "search_rare": "search, a word in one session",
+    "total_sessions": "get_total_sessions",
+    "statistics": "get_statistics",
 }
 
 

@@ -134,6 +134,13 @@ class Store:
     def get_session_history(self, before: str | None) -> list[str]:
         raise NotImplementedError
 
+    def get_total_sessions(self, _unused: None) -> int:
+        raise NotImplementedError
+
+    def get_statistics(self, _unused: None) -> int:
+        """The statistics' total_sessions (what the scale run checks)."""
+        raise NotImplementedError
+
     def add_chat_message(self, message: ChatArgs) -> None:
         raise NotImplementedError
 
@@ -248,6 +255,8 @@ _CALLS: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any], Any]]] = {
         lambda _: None,
     ),
     "load_context": (lambda sm, sid: sm.load_context(sid), _loaded),
+    "get_total_sessions": (lambda sm, _: sm.get_total_sessions(), int),
+    "get_statistics": (lambda sm, _: sm.get_statistics(), lambda s: s.total_sessions),
     "get_session": (
         lambda sm, sid: sm.get_session(sid),
         lambda session: None if session is None else session.id,
@@ -530,6 +539,18 @@ class FloorStore(Store):
         row = self.cur.execute(self.q["get_session"], (session_id,)).fetchone()
         self._commit()
         return None if row is None else str(row[1])
+
+    def get_total_sessions(self, _unused: None) -> int:
+        self._begin(False)
+        total = self.cur.execute(self.q["total_sessions"]).fetchone()[0]
+        self._commit()
+        return int(total)
+
+    def get_statistics(self, _unused: None) -> int:
+        self._begin(False)
+        row = self.cur.execute(self.q["statistics"]).fetchone()
+        self._commit()
+        return int(row[0])
 
     def get_session_history(self, before: str | None) -> list[str]:
         self._begin(False)
