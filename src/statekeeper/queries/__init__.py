@@ -21,6 +21,7 @@ __all__ = [
     "SESSIONS",
     "SNAPSHOTS",
     "TALLY",
+    "TALLY_COLUMNS",
     "TASKS",
     "TRANSITIONS",
     "AnySelect",
@@ -40,20 +41,18 @@ TRANSITIONS = Base.metadata.tables["state_transitions"]
 SNAPSHOTS = Base.metadata.tables["snapshots"]
 TASKS = Base.metadata.tables["tasks"]
 
+TALLY_COLUMNS = (
+    "sessions",
+    "completed",
+    "failed",
+    "completed_cost_units",
+    "completed_timed",
+    "completed_ms",
+)
 TALLY = sa.Table(
     "tally_sessions",
     sa.MetaData(),  # not the models': triggers keep this table (revision 0008), no code writes it
     sa.Column("id", sa.BigInteger, primary_key=True),
-    *(
-        sa.Column(name, sa.BigInteger)
-        for name in (
-            "sessions",
-            "completed",
-            "failed",
-            "completed_cost_units",
-            "completed_timed",
-            "completed_ms",
-        )
-    ),
+    *(sa.Column(name, sa.BigInteger) for name in TALLY_COLUMNS),
 )
 """Each change's contribution to the session counts and completed totals, summed on read."""

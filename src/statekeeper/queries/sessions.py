@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from statekeeper.dialects import utc_day
 from statekeeper.enums import SessionStatus
 from statekeeper.executor import prepared
-from statekeeper.queries import SESSIONS, TALLY, AnySelect
+from statekeeper.queries import SESSIONS, TALLY, TALLY_COLUMNS, AnySelect
 
 __all__ = [
     "BY_ID",
@@ -91,17 +91,7 @@ COUNT = prepared(sa.select(sa.func.coalesce(sa.func.sum(TALLY.c.sessions), 0), s
 
 TALLIES = prepared(
     sa.select(
-        *(
-            sa.func.coalesce(sa.func.sum(TALLY.c[name]), 0)
-            for name in (
-                "sessions",
-                "completed",
-                "failed",
-                "completed_cost_units",
-                "completed_timed",
-                "completed_ms",
-            )
-        ),
+        *(sa.func.coalesce(sa.func.sum(TALLY.c[name]), 0) for name in TALLY_COLUMNS),
         sa.func.count(),
     )
 )
