@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
+from itertools import islice
 
 import sqlalchemy as sa
 
@@ -99,30 +101,37 @@ def search(uow: UnitOfWork, query: str, limit: int) -> list[SearchHit]:
 
 SNIPPET_WORDS = 16
 _WORD = re.compile(r"[^\W_]+")
-_REACH = 400
-"""Characters either side of the first hit that an excerpt's words are taken from."""
+_LEAD_WORDS, _LEAD_CHARS = 3, 120
+"""Words shown before the first hit, looked for in this many characters before it."""
+
+
+@lru_cache(maxsize=64)
+def _hits(words: tuple[str, ...]) -> re.Pattern[str]:
+    """Any of `words` standing alone, in any case (longest first, so none hides another)."""
+    alternatives = "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
 
 
 def excerpt(text: str, words: list[str]) -> str:
     """About 16 words of `text` around the first of `words` in it, each hit in [brackets].
 
     Its cost is bounded by where the first hit is, never by how many there are: one
-    regular-expression scan, then a few hundred characters (FTS5's own snippet() scores
+    regular-expression scan, then the few words around it (FTS5's own snippet() scores
     every window against every hit, quadratic in the hits). A word found only through
     FTS5's folding (diacritics) gives the text's opening words instead.
     """
-    alternatives = "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
-    hit = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
+    hit = _hits(tuple(words))
     found = hit.search(text)
     at = found.start() if found else 0
-    start = max(0, at - _REACH)
-    tokens = list(_WORD.finditer(text, start, min(len(text), at + _REACH)))
-    if not tokens:
-        return text[:_REACH].strip()
-    first = next((i for i, token in enumerate(tokens) if token.start() >= at), 0)
-    chosen = tokens[max(0, first - 3) :][:SNIPPET_WORDS]
+    lead = list(_WORD.finditer(text, max(0, at - _LEAD_CHARS), at))
+    if lead and lead[0].start() == at - _LEAD_CHARS and _WORD.match(text, lead[0].start() - 1):
+        lead = lead[1:]  # a word cut by the window's start
+    chosen = lead[-_LEAD_WORDS:] if lead else []
+    chosen += islice(_WORD.finditer(text, at), SNIPPET_WORDS - len(chosen))
+    if not chosen:
+        return text[:_LEAD_CHARS].strip()
     begin, end = chosen[0].start(), chosen[-1].end()
     marked = hit.sub(lambda m: f"[{m[0]}]", text[begin:end])
-    lead = "…" if _WORD.search(text, 0, begin) else ""
-    tail = "…" if _WORD.search(text, end) else ""
-    return f"{lead}{marked}{tail}"
+    before = "…" if _WORD.search(text, 0, begin) else ""
+    after = "…" if _WORD.search(text, end) else ""
+    return f"{before}{marked}{after}"
