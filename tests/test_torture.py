@@ -39,6 +39,20 @@ SEED = int(os.environ.get("SK_TORTURE_SEED", "1103"))
 _SCALE = int(os.environ.get("SK_TORTURE_KILLS", "50"))
 KILLS = {"sqlite": _SCALE, "postgresql": max(10, _SCALE // 4)}
 MAX_KILL_DELAY_S = {"sqlite": 0.15, "postgresql": 0.6}
+"""The longest wait before a kill, unless the machine is slower than that (kill_delay)."""
+STEPS_PER_KILL = 3.0
+"""On a slow machine, waits stretch to this many of the steps measured so far."""
+
+
+def kill_delay(rng: random.Random, engine: str, waited_s: float, known: Known) -> float:
+    """How long the next child runs before its SIGKILL: uniform up to the engine's bound,
+    or up to STEPS_PER_KILL of the steps measured so far if those are slower, so every kind
+    of write (the snapshot ends a step) is reached many times on any machine."""
+    steps = known.acks["snapshot"]
+    pace = waited_s / steps if steps else MAX_KILL_DELAY_S[engine]
+    return rng.uniform(0.0, min(2.0, max(MAX_KILL_DELAY_S[engine], STEPS_PER_KILL * pace)))
+
+
 AGENT_ID = "tortured"
 KINDS = ("phase", "chat", "event", "agent", "snapshot")
 
@@ -229,11 +243,13 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_write(
     rng = random.Random(SEED)
     forker = start_forker(store_url, workers)
     known = Known()
+    waited = 0.0
     with StateManager(store_url) as sm:
         session_id = sm.create_session("torture", kind="crash")
         check_store(sm, session_id, known, 0)
         for run in range(KILLS[engine_name]):
-            delay = rng.uniform(0.0, MAX_KILL_DELAY_S[engine_name])
+            delay = kill_delay(rng, engine_name, waited, known)
+            waited += delay
             try:
                 torture(forker, sm, session_id, run, delay, known)
             except AssertionError as exc:
