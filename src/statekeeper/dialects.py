@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from statekeeper.executor import prepared
+from statekeeper.queries import TALLY_COLUMNS
 
 __all__ = [
     "LAZY_INDEXES",
@@ -207,8 +208,8 @@ def _lazy_index(table: str, search: str) -> tuple[str, tuple[str, str]]:
     return behind, catch_up
 
 
-_TALLIES = "sessions, completed, failed, completed_cost_units, completed_timed, completed_ms"
-_TALLY_SUMS = ", ".join(f"sum({column})" for column in _TALLIES.split(", "))
+_TALLIES = ", ".join(TALLY_COLUMNS)
+_TALLY_SUMS = ", ".join(f"sum({column})" for column in TALLY_COLUMNS)
 TALLY_FOLD: Mapping[str, tuple[str, ...]] = {
     # Deletes only the rows its snapshot sees: a concurrent writer's new row stays, and a
     # concurrent fold deletes (and sums) only what this one has not.

@@ -136,8 +136,7 @@ class AsyncSessionsAPI(AsyncManagerBase):
     async def get_total_sessions(self) -> int:
         """How many sessions are stored."""
         total, parts = await self._db.run(sessions_service.count, write=False, direct=True)
-        if parts > stats.FOLD_AT:
-            await self._db.run(stats.fold_tally, write=True)
+        await self._fold_tally_past(parts)
         return total
 
     async def delete_session(self, session_id: str) -> None:
@@ -264,9 +263,13 @@ class AsyncSessionsAPI(AsyncManagerBase):
     async def get_statistics(self) -> SessionStatistics:
         """Counts of all sessions; average cost and duration of completed ones."""
         statistics, parts = await self._db.run(stats.statistics, write=False)
+        await self._fold_tally_past(parts)
+        return statistics
+
+    async def _fold_tally_past(self, parts: int) -> None:
+        """Fold the session tally (revision 0008) once a read summed too many of its rows."""
         if parts > stats.FOLD_AT:
             await self._db.run(stats.fold_tally, write=True)
-        return statistics
 
     async def get_cost_trends(self, days: int) -> list[CostTrend]:
         """Cost and session count per UTC day for the last `days` days, oldest first."""

@@ -135,8 +135,7 @@ class SessionsAPI(ManagerBase):
     def get_total_sessions(self) -> int:
         """How many sessions are stored."""
         total, parts = self._db.run(sessions_service.count, write=False, direct=True)
-        if parts > stats.FOLD_AT:
-            self._db.run(stats.fold_tally, write=True)
+        self._fold_tally_past(parts)
         return total
 
     def delete_session(self, session_id: str) -> None:
@@ -259,9 +258,13 @@ class SessionsAPI(ManagerBase):
     def get_statistics(self) -> SessionStatistics:
         """Counts of all sessions; average cost and duration of completed ones."""
         statistics, parts = self._db.run(stats.statistics, write=False)
+        self._fold_tally_past(parts)
+        return statistics
+
+    def _fold_tally_past(self, parts: int) -> None:
+        """Fold the session tally (revision 0008) once a read summed too many of its rows."""
         if parts > stats.FOLD_AT:
             self._db.run(stats.fold_tally, write=True)
-        return statistics
 
     def get_cost_trends(self, days: int) -> list[CostTrend]:
         """Cost and session count per UTC day for the last `days` days, oldest first."""
