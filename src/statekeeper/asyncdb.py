@@ -21,7 +21,6 @@ from statekeeper.config import WRITE_OPTION, Settings, create_engine, is_memory
 from statekeeper.db import (
     Block,
     ReadOnlySession,
-    Reconnect,
     RetryPolicy,
     Scope,
     Work,
@@ -31,7 +30,7 @@ from statekeeper.db import (
     run_transaction,
 )
 from statekeeper.errors import InvalidInput
-from statekeeper.executor import PlanCache
+from statekeeper.executor import PlanCache, Reconnect
 from statekeeper.translate import translate_error
 
 __all__ = ["AsyncDatabase"]

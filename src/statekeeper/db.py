@@ -30,7 +30,14 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from statekeeper.config import WRITE_OPTION, driver_sql
 from statekeeper.errors import ReadOnlyError
-from statekeeper.executor import NeedsConnection, PlanCache, UnitOfWork, driver_errors
+from statekeeper.executor import (
+    NeedsConnection,
+    PlanCache,
+    Reconnect,
+    UnitOfWork,
+    driver_errors,
+)
+from statekeeper.pipeline import run_on_server
 from statekeeper.translate import is_transient, translate_error
 
 __all__ = [
@@ -47,10 +54,6 @@ __all__ = [
 
 T = TypeVar("T")
 Work = Callable[[UnitOfWork], T]
-
-
-class Reconnect(Exception):
-    """A connection was lost before its unit of work committed: run it again."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ def run_transaction(
         result = fn(uow)
         uow.flush()
     except sa.exc.DBAPIError as exc:
+        if isinstance(exc, sa.exc.IntegrityError):
+            uow.reject(exc)
         if exc.connection_invalidated:
             # Lost before the commit was sent: nothing was committed, so the unit of work
             # may run again, on a new connection.
@@ -142,7 +147,11 @@ def run_in_block(block: Block, plans: PlanCache, fn: Work[T], *, write: bool) ->
             return fn(uow)
         with session.begin_nested():
             session.connection()  # SAVEPOINT now: services also run statements on the connection
-            return fn(uow)
+            try:
+                return fn(uow)
+            except sa.exc.IntegrityError as exc:
+                uow.reject(exc)
+                raise
     except sa.exc.SQLAlchemyError as exc:
         raise translate_error(exc, block.connection.engine.url) from exc
 
@@ -307,6 +316,10 @@ class Database:
         """One try: on the driver alone when the caller marked every statement as direct."""
         if direct and self._plans.direct:
             try:
+                if self.dialect == "postgresql":
+                    return run_on_server(
+                        self._parked, self._plans, fn, write=write, changed=changed
+                    )
                 return self._run_on_driver(fn, write=write, changed=changed)
             except NeedsConnection:
                 self.fallbacks += 1  # a statement only SQLAlchemy can run: a wrong marker
@@ -329,11 +342,14 @@ class Database:
             driver = pooled.dbapi_connection
             with driver_errors(dialect, begin):
                 driver.execute(begin)  # type: ignore[union-attr]
+            uow = UnitOfWork(dialect, self._plans, driver=driver, changed=changed)
             try:
-                result = fn(UnitOfWork(dialect, self._plans, driver=driver, changed=changed))
-            except BaseException:
+                result = fn(uow)
+            except BaseException as exc:
                 driver.rollback()  # type: ignore[union-attr]
                 clean = True
+                if isinstance(exc, sa.exc.IntegrityError):
+                    uow.reject(exc)
                 raise
             with driver_errors(dialect, "COMMIT"):
                 driver.commit()  # type: ignore[union-attr]

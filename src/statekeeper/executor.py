@@ -19,9 +19,10 @@ is SQLAlchemy's to get right. The SQLAlchemy internals this needs are in sa_inte
 from __future__ import annotations
 
 import keyword
+import re
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -33,9 +34,19 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from statekeeper import sa_internals
 
-__all__ = ["NeedsConnection", "PlanCache", "Result", "UnitOfWork", "driver_errors", "prepared"]
+__all__ = [
+    "NeedsConnection",
+    "PlanCache",
+    "Reconnect",
+    "Result",
+    "UnitOfWork",
+    "driver_errors",
+    "prepared",
+]
 
 PREPARED_OPTION = "statekeeper_prepared"
+_NAMED_BIND = re.compile(r"%\((\w+)\)s|__\[POSTCOMPILE_(\w+)\]")
+"""A named placeholder, or an IN list SQLAlchemy expands per execution."""
 MAX_PLANS = 512
 """Statements one engine caches plans for; queries/ prepares a few dozen, built once."""
 
@@ -93,20 +104,29 @@ class _Rows:
         return iter(self._rows)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Plan:
-    """One statement compiled for the direct path: its SQL, parameter order and converters."""
+    """One statement compiled for the direct path: its SQL, parameter order and converters.
+
+    `positional` plans (SQLite's qmark style) take a tuple; named ones (psycopg's pyformat)
+    a mapping, which psycopg reads by name.
+    """
 
     sql: str
     binds: tuple[tuple[str, Processor | None, bool], ...]  # name, converter, expanding
     defaults: Mapping[str, Any]  # values the statement itself carries
     row: type[tuple[Any, ...]] | None
-    results: tuple[tuple[int, Processor], ...]
+    columns: tuple[sa.types.TypeEngine[Any], ...]
     expands: bool  # an IN list makes the SQL depend on the parameters
+    positional: bool
+    results: tuple[tuple[int, Processor], ...] | None = None
+    """Converters by column: known once the driver has described the columns."""
     expanded_sql: dict[tuple[int, ...], str] = field(default_factory=dict)
 
-    def parameters(self, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
-        """The SQL and positional values for one execution."""
+    def parameters(self, params: Mapping[str, Any]) -> tuple[str, Any]:
+        """The SQL and values for one execution."""
+        if not self.positional:
+            return self._named(params)
         defaults = self.defaults
         flat: list[Any] = []
         sizes: list[int] = []
@@ -122,6 +142,24 @@ class _Plan:
             return self.sql, tuple(flat)
         return self._expand(tuple(sizes)), tuple(flat)
 
+    def _named(self, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Values by name, an IN list's items as name_1, name_2... as SQLAlchemy names them."""
+        defaults = self.defaults
+        values: dict[str, Any] = {}
+        sizes: list[int] = []
+        for name, convert, expanding in self.binds:
+            value = params[name] if name in params else defaults[name]
+            if expanding:
+                items = list(value)
+                sizes.append(len(items))
+                for i, item in enumerate(items, 1):
+                    values[f"{name}_{i}"] = convert(item) if convert else item
+            else:
+                values[name] = value if convert is None else convert(value)
+        if not self.expands:
+            return self.sql, values
+        return self._expand(tuple(sizes)), values
+
     def _expand(self, sizes: tuple[int, ...]) -> str:
         """The SQL with each expanding IN list given its number of placeholders."""
         sql = self.expanded_sql.get(sizes)
@@ -129,19 +167,32 @@ class _Plan:
             sql = self.sql
             expanding = (name for name, _, is_expanding in self.binds if is_expanding)
             for name, size in zip(expanding, sizes, strict=True):
-                sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * size), 1)
+                if self.positional:
+                    marks = ", ".join("?" * size)
+                else:
+                    marks = ", ".join(f"%({name}_{i})s" for i in range(1, size + 1))
+                sql = sql.replace(f"__[POSTCOMPILE_{name}]", marks, 1)
             self.expanded_sql[sizes] = sql
         return sql
 
-    def convert(self, raw: list[Any]) -> list[Any]:
+    def convert(self, raw: list[Any], dialect: Dialect, description: Any) -> list[Any]:
         """Driver rows as named rows of Python values, like SQLAlchemy's Row."""
         make = self.row._make  # type: ignore[union-attr]
-        if not self.results:
+        results = self.results
+        if results is None:
+            # PostgreSQL's converters depend on the column's type as the server sends it.
+            codes = [column[1] for column in description]
+            processors = (
+                _result_processor(type_, dialect, code)
+                for type_, code in zip(self.columns, codes, strict=True)
+            )
+            results = self.results = tuple((i, p) for i, p in enumerate(processors) if p)
+        if not results:
             return [make(values) for values in raw]
         rows = []
         for values in raw:
             converted = list(values)
-            for index, process in self.results:
+            for index, process in results:
                 converted[index] = process(converted[index])
             rows.append(make(converted))
         return rows
@@ -164,7 +215,7 @@ class PlanCache:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         # aiosqlite's cursor is a thread hop per call: the direct path would gain nothing there.
-        self.direct = dialect.name == "sqlite" and not dialect.is_async
+        self.direct = not dialect.is_async and dialect.driver in ("pysqlite", "psycopg")
         self._plans: dict[int, tuple[sa.Executable, dict[frozenset[str], _Plan | None]]] = {}
 
     def plan(self, statement: sa.Executable, params: Mapping[str, Any]) -> _Plan | None:
@@ -187,7 +238,12 @@ class PlanCache:
         )
         if not isinstance(compiled, SQLCompiler):
             return None
-        names = sa_internals.positional_names(compiled)
+        positional = self.dialect.positional
+        names = (
+            sa_internals.positional_names(compiled)
+            if positional
+            else list(dict.fromkeys(a or b for a, b in _NAMED_BIND.findall(compiled.string)))
+        )
         if names is None or sa_internals.uses_python_side_values(compiled):
             return None  # Python-side defaults or literal rendering: SQLAlchemy's job
         binds = compiled.binds
@@ -198,8 +254,11 @@ class PlanCache:
             if len(set(keys_out)) != len(keys_out) or not all(map(_field_name, keys_out)):
                 return None
             row = _named_row(keys_out)
-        processors = (_result_processor(type_, self.dialect) for _name, type_ in columns)
-        results = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+        types = tuple(type_ for _name, type_ in columns)
+        results = None
+        if positional:  # SQLite's converters do not depend on the column as stored
+            processors = (_result_processor(type_, self.dialect, None) for type_ in types)
+            results = tuple((i, p) for i, p in enumerate(processors) if p is not None)
         return _Plan(
             sql=compiled.string,
             binds=tuple(
@@ -214,14 +273,18 @@ class PlanCache:
                 name: bind.effective_value for name, bind in binds.items() if not bind.required
             },
             row=row,
-            results=results,
+            columns=types,
             expands=any(binds[name].expanding for name in names),
+            positional=positional,
+            results=results,
         )
 
 
-def _result_processor(type_: sa.types.TypeEngine[Any], dialect: Dialect) -> Processor | None:
+def _result_processor(
+    type_: sa.types.TypeEngine[Any], dialect: Dialect, coltype: Any
+) -> Processor | None:
     """SQLAlchemy's own conversion of a stored value of this type, through its public API."""
-    return type_.dialect_impl(dialect).result_processor(dialect, None)
+    return type_.dialect_impl(dialect).result_processor(dialect, coltype)
 
 
 def _uniform_rows(params: Any) -> bool:
@@ -230,6 +293,10 @@ def _uniform_rows(params: Any) -> bool:
         return False
     names = params[0].keys()
     return all(isinstance(row, dict) and row.keys() == names for row in params)
+
+
+class Reconnect(Exception):
+    """A connection was lost before its unit of work committed: run it again."""
 
 
 class NeedsConnection(Exception):
@@ -263,7 +330,17 @@ class UnitOfWork:
     the ORM session, raise NeedsConnection, and the unit of work reruns on SQLAlchemy.
     """
 
-    __slots__ = ("_driver", "_plans", "_session", "changed", "connection", "dialect", "in_block")
+    __slots__ = (
+        "_driver",
+        "_explain",
+        "_pipeline",
+        "_plans",
+        "_session",
+        "changed",
+        "connection",
+        "dialect",
+        "in_block",
+    )
 
     def __init__(
         self,
@@ -272,11 +349,14 @@ class UnitOfWork:
         *,
         connection: Connection | None = None,
         driver: Any = None,
+        pipeline: Any = None,
         session: Session | None = None,
         changed: set[str] | None = None,
         in_block: bool = False,
     ) -> None:
         self.connection = connection
+        self._pipeline = pipeline
+        self._explain: list[Callable[[sa.exc.IntegrityError], None]] = []
         self.dialect = dialect
         self._plans = plans
         self._driver = driver
@@ -294,6 +374,60 @@ class UnitOfWork:
                 raise NeedsConnection
             self._session = Session(bind=self.connection, expire_on_commit=False)
         return self._session
+
+    def explain(self, handler: Callable[[sa.exc.IntegrityError], None]) -> None:
+        """Have `handler` name a constraint failure of this unit of work (it raises a
+        StateError, or returns to leave it to the general translation).
+
+        A pipelined write learns of a failed statement only when it syncs, often at its
+        COMMIT, so a service cannot catch the error around the statement itself.
+        """
+        self._explain.append(handler)
+
+    def reject(self, exc: sa.exc.IntegrityError) -> None:
+        """Give a constraint failure to the handlers registered with `explain`."""
+        for handler in self._explain:
+            handler(exc)
+
+    def sync(self) -> None:
+        """Wait for every statement sent so far (pipelined ones raise their errors here)."""
+        if self._pipeline is not None:
+            with driver_errors(self.dialect, "SYNC"):
+                self._pipeline.sync()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Undo the block's statements alone when it raises, its constraint failures named
+        by the `explain` handlers; the transaction goes on."""
+        try:
+            if self.connection is not None:
+                with self.connection.begin_nested():
+                    yield
+            elif self._pipeline is None:
+                yield  # SQLite's driver path: BEGIN IMMEDIATE keeps every other writer out
+            else:
+                yield from self._pipelined_savepoint()
+        except sa.exc.IntegrityError as exc:
+            self.reject(exc)
+            raise
+
+    def _pipelined_savepoint(self) -> Iterator[None]:
+        self._send("SAVEPOINT statekeeper")
+        try:
+            yield
+            self._send("RELEASE SAVEPOINT statekeeper")
+            self.sync()  # a failure inside must surface here, where it can be undone
+        except BaseException:
+            # An error leaves the pipeline refusing everything up to the next sync.
+            with suppress(self.dialect.loaded_dbapi.Error):
+                self._pipeline.sync()
+            self._send("ROLLBACK TO SAVEPOINT statekeeper")
+            self.sync()
+            raise
+
+    def _send(self, sql: str) -> None:
+        with driver_errors(self.dialect, sql):
+            self._driver.execute(sql)
 
     def changed_workspace(self, workspace_id: str | None) -> None:
         """Note that a session of this workspace changed (None: a session without one)."""
@@ -334,27 +468,81 @@ class UnitOfWork:
             self._driver = self.connection.connection.dbapi_connection  # type: ignore[union-attr]
         return self._driver.cursor()
 
-    def _direct_many(self, plan: _Plan, rows: list[dict[str, Any]]) -> _Rows:
+    def _direct_many(self, plan: _Plan, rows: list[dict[str, Any]]) -> Result:
         """A write with many parameter sets: one executemany, as SQLAlchemy would send it."""
         sql = plan.sql
         values = [plan.parameters(row)[1] for row in rows]
         cursor = self._cursor()
         try:
             cursor.executemany(sql, values)
-            return _Rows([], cursor.rowcount)
+            if self._pipeline is not None:
+                return _Pending(self, cursor)
+            result = _Rows([], cursor.rowcount)
         except self.dialect.loaded_dbapi.Error as exc:
             raise _wrapped(self.dialect, exc, sql, values) from exc
-        finally:
-            cursor.close()
+        cursor.close()
+        return result
 
-    def _direct(self, plan: _Plan, params: Mapping[str, Any]) -> _Rows:
+    def _direct(self, plan: _Plan, params: Mapping[str, Any]) -> Result:
         sql, values = plan.parameters(params)
         cursor = self._cursor()
         try:
             cursor.execute(sql, values)
-            rows = plan.convert(cursor.fetchall()) if plan.row is not None else []
-            return _Rows(rows, cursor.rowcount)
+            if self._pipeline is not None:
+                return _Pending(self, cursor, plan)  # its outcome arrives with a later sync
+            if plan.row is None:
+                result = _Rows([], cursor.rowcount)
+            else:
+                raw = cursor.fetchall()
+                rows = plan.convert(raw, self.dialect, cursor.description)
+                result = _Rows(rows, cursor.rowcount)
         except self.dialect.loaded_dbapi.Error as exc:
             raise _wrapped(self.dialect, exc, sql, values) from exc
-        finally:
-            cursor.close()
+        cursor.close()
+        return result
+
+
+class _Pending:
+    """A pipelined statement: its rows and row count arrive with the next sync, which the
+    first look at them makes (so statements nobody reads travel with the COMMIT)."""
+
+    __slots__ = ("_cursor", "_plan", "_rows", "_uow")
+
+    def __init__(self, uow: UnitOfWork, cursor: Any, plan: _Plan | None = None) -> None:
+        self._uow = uow
+        self._cursor = cursor
+        self._plan = plan
+        self._rows: _Rows | None = None
+
+    def _fetched(self) -> _Rows:
+        if self._rows is None:
+            plan, cursor = self._plan, self._cursor
+            if plan is None or plan.row is None:
+                self._uow.sync()
+                self._rows = _Rows([], cursor.rowcount)
+            else:
+                uow = self._uow
+                with driver_errors(uow.dialect, plan.sql):
+                    raw = cursor.fetchall()
+                rows = plan.convert(raw, uow.dialect, cursor.description)
+                self._rows = _Rows(rows, cursor.rowcount)
+        return self._rows
+
+    @property
+    def rowcount(self) -> int:
+        return self._fetched().rowcount
+
+    def first(self) -> Any:
+        return self._fetched().first()
+
+    def one(self) -> Any:
+        return self._fetched().one()
+
+    def all(self) -> Sequence[Any]:
+        return self._fetched().all()
+
+    def scalar(self) -> Any:
+        return self._fetched().scalar()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._fetched())

@@ -11,8 +11,8 @@ from statekeeper.queries import EVENTS
 
 __all__ = ["INSERT", "SEQ_OF", "page"]
 
-INSERT = prepared(sa.insert(EVENTS))
-"""One new event (params: its columns)."""
+INSERT = prepared(sa.insert(EVENTS).inline())
+"""One new event (params: its columns); inline: no RETURNING of the new `seq`."""
 
 SEQ_OF = prepared(sa.select(EVENTS.c.seq).where(EVENTS.c.id == sa.bindparam("eid")))
 """An event's place in the log (param: eid), where a page continues from."""

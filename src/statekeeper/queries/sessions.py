@@ -78,6 +78,9 @@ SET_TOTALS = prepared(
 )
 """A session's totals after a phase save (params: sid, now, cost, tin, tout)."""
 
+SET = prepared(sa.update(SESSIONS).where(SESSIONS.c.id == _ID))
+"""Change the columns named by the parameters of one session (params: sid, the columns)."""
+
 DELETE = prepared(sa.delete(SESSIONS).where(SESSIONS.c.id == _ID))
 """Delete one session; its rows in other tables go by ON DELETE CASCADE (param: sid)."""
 

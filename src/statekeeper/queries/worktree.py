@@ -48,8 +48,8 @@ INSTANCES_OF = prepared(
 DELETE_INSTANCES = prepared(sa.delete(INSTANCES).where(INSTANCES.c.session_id == _SID))
 """Every instance of a session, before a whole-object save rewrites them (param: sid)."""
 
-CHAT_INSERT = prepared(sa.insert(CHAT))
-"""New chat messages (params: their columns)."""
+CHAT_INSERT = prepared(sa.insert(CHAT).inline())
+"""New chat messages (params: their columns); inline: no RETURNING of the new `seq`."""
 
 SEQ_OF = prepared(
     sa.select(CHAT.c.seq).where(CHAT.c.session_id == _SID, CHAT.c.id == sa.bindparam("mid"))

@@ -7,7 +7,6 @@ needs no LangGraph: it keeps rows, the thread's session, and the strict-parent r
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import nullcontext
 from functools import cache
 from itertools import groupby, islice
 from typing import Any
@@ -106,11 +105,8 @@ def _join_thread(
             pass
     elif uow.scalar(q.SESSION_EXISTS, {"sid": thread_id}) is not None:
         return
-    # On the driver-only path (SQLite), BEGIN IMMEDIATE already keeps other writers out, and
-    # a failed INSERT undoes itself; on SQLAlchemy, a savepoint does.
-    nested = nullcontext() if uow.connection is None else uow.connection.begin_nested()
     try:
-        with nested:
+        with uow.savepoint():
             sessions.create(
                 uow,
                 session_id=thread_id,

@@ -46,8 +46,10 @@ def save_phase(
 
     Totals move by exact Decimal deltas under the session lock: never a floating-point SUM.
     """
-    session = sessions_service.lock(uow, session_id)
-    earlier = uow.execute(q.PREVIOUS, {"sid": session_id, "pid": phase_id}).first()
+    sent = sessions_service.send_lock(uow, session_id)
+    previous = uow.execute(q.PREVIOUS, {"sid": session_id, "pid": phase_id})
+    session = sessions_service.locked(uow, session_id, sent)
+    earlier = previous.first()
     cost = session.cost_usd - (earlier.cost_usd if earlier else 0) + cost_usd
     money(cost, "cost_usd")  # the session total must fit too
     now = utcnow()

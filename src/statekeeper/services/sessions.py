@@ -16,7 +16,7 @@ from statekeeper.errors import (
     SessionCompleted,
     SessionNotFound,
 )
-from statekeeper.executor import UnitOfWork
+from statekeeper.executor import Result, UnitOfWork
 from statekeeper.queries import sessions as q
 from statekeeper.schemas import Session, SessionSummary
 from statekeeper.services import events, workspaces
@@ -51,8 +51,27 @@ def lock(
 
     `changes=False`: the write leaves the session itself as it was (an event about it).
     """
+    sent = send_lock(uow, session_id)
+    return locked(uow, session_id, sent, allow_completed=allow_completed, changes=changes)
+
+
+def send_lock(uow: UnitOfWork, session_id: str) -> Result:
+    """Ask for the session's lock without waiting: a read sent next, before `locked` looks
+    at the answer, shares its round trip on PostgreSQL and still runs after the lock."""
     check_id(session_id, "session_id")
-    row = uow.execute(q.LOCK, {"sid": session_id}).first()
+    return uow.execute(q.LOCK, {"sid": session_id})
+
+
+def locked(
+    uow: UnitOfWork,
+    session_id: str,
+    sent: Result,
+    *,
+    allow_completed: bool = False,
+    changes: bool = True,
+) -> Any:
+    """The row `send_lock` locked, checked as `lock` checks it."""
+    row = sent.first()
     if row is None:
         raise SessionNotFound(session_id)
     if not allow_completed and row.status == SessionStatus.COMPLETED:
@@ -88,30 +107,31 @@ def create(
     """
     now = utcnow()
     workspace_id = workspaces.touch(uow, workspace, now) if workspace is not None else None
-    try:
-        uow.execute(
-            q.INSERT,
-            {
-                "id": session_id,
-                "workspace_id": workspace_id,
-                "kind": kind,
-                "subject": subject,
-                "task": task,
-                "status": SessionStatus.RUNNING.value,
-                "created_at": now,
-                "updated_at": now,
-                "cost_usd": ZERO,
-                "tokens_in": 0,
-                "tokens_out": 0,
-                "model": model,
-                "metadata": metadata,
-            },
-        )
-    except sa.exc.IntegrityError as exc:
+
+    def taken(exc: sa.exc.IntegrityError) -> None:
         broken = violation(exc)
         if broken is not None and (broken.table, broken.columns) == ("sessions", ("id",)):
             raise InvalidInput("session_id", f"a session {session_id!r} already exists") from None
-        raise
+
+    uow.explain(taken)
+    uow.execute(
+        q.INSERT,
+        {
+            "id": session_id,
+            "workspace_id": workspace_id,
+            "kind": kind,
+            "subject": subject,
+            "task": task,
+            "status": SessionStatus.RUNNING.value,
+            "created_at": now,
+            "updated_at": now,
+            "cost_usd": ZERO,
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "model": model,
+            "metadata": metadata,
+        },
+    )
     uow.changed_workspace(workspace_id)
     events.append(
         uow,
@@ -148,7 +168,7 @@ def update_status(
     if status.is_terminal:
         values["completed_at"] = now
         values["duration_ms"] = _elapsed_ms(current.created_at, now)
-    uow.execute(q.update(session_id, **values))
+    uow.execute(q.SET, {"sid": session_id, **values})
     events.append(
         uow,
         session_id=session_id,
@@ -163,7 +183,7 @@ def save_markdown(uow: UnitOfWork, session_id: str, markdown: str) -> None:
     """Store the final report; allowed in any status, since it is often written last."""
     text = check_text(markdown, "markdown")
     lock(uow, session_id, allow_completed=True)
-    uow.execute(q.update(session_id, output_markdown=text, updated_at=utcnow()))
+    uow.execute(q.SET, {"sid": session_id, "output_markdown": text, "updated_at": utcnow()})
 
 
 _SUMMARIES = TypeAdapter(list[SessionSummary])

@@ -96,13 +96,16 @@ class AsyncSessionsAPI(AsyncManagerBase):
         await self._db.run(
             lambda uow: sessions_service.update_status(uow, session_id, target, message),
             write=True,
+            direct=True,
         )
 
     async def save_markdown_output(self, session_id: str, markdown: str) -> None:
         """Store the session's final report."""
         text = payload_text(markdown, "markdown", self._store.max_value_bytes)
         await self._db.run(
-            lambda uow: sessions_service.save_markdown(uow, session_id, text), write=True
+            lambda uow: sessions_service.save_markdown(uow, session_id, text),
+            write=True,
+            direct=True,
         )
 
     async def get_session_history(
@@ -262,7 +265,7 @@ class AsyncSessionsAPI(AsyncManagerBase):
 
     async def get_statistics(self) -> SessionStatistics:
         """Counts of all sessions; average cost and duration of completed ones."""
-        statistics, parts = await self._db.run(stats.statistics, write=False)
+        statistics, parts = await self._db.run(stats.statistics, write=False, direct=True)
         await self._fold_tally_past(parts)
         return statistics
 

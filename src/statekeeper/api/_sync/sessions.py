@@ -97,12 +97,17 @@ class SessionsAPI(ManagerBase):
         self._db.run(
             lambda uow: sessions_service.update_status(uow, session_id, target, message),
             write=True,
+            direct=True,
         )
 
     def save_markdown_output(self, session_id: str, markdown: str) -> None:
         """Store the session's final report."""
         text = payload_text(markdown, "markdown", self._store.max_value_bytes)
-        self._db.run(lambda uow: sessions_service.save_markdown(uow, session_id, text), write=True)
+        self._db.run(
+            lambda uow: sessions_service.save_markdown(uow, session_id, text),
+            write=True,
+            direct=True,
+        )
 
     def get_session_history(
         self,
@@ -257,7 +262,7 @@ class SessionsAPI(ManagerBase):
 
     def get_statistics(self) -> SessionStatistics:
         """Counts of all sessions; average cost and duration of completed ones."""
-        statistics, parts = self._db.run(stats.statistics, write=False)
+        statistics, parts = self._db.run(stats.statistics, write=False, direct=True)
         self._fold_tally_past(parts)
         return statistics
 

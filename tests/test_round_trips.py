@@ -1,0 +1,116 @@
+"""Round trips per call on PostgreSQL, counted through a TCP proxy: a count, never a timing.
+
+Reads are one statement without BEGIN or COMMIT; writes pipeline BEGIN with their first
+statement and COMMIT with their last, so a write that reads nothing first is one round
+trip, and one that locks its session and then writes is two (pipeline.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from statekeeper import (
+    InvalidInput,
+    InvalidTransition,
+    SessionCompleted,
+    SessionNotFound,
+    StateManager,
+)
+from tests.conftest import PgDatabases
+from tests.roundtrips import RoundTripProxy
+
+SID = "counted"
+
+
+@pytest.fixture
+def counted(pg_databases: PgDatabases) -> Iterator[tuple[StateManager, RoundTripProxy]]:
+    url = pg_databases.create()
+    StateManager(url).close()  # migrate without the proxy
+    proxy = RoundTripProxy((str(url.host), int(url.port or 5432)))
+    through = make_url(str(url)).set(host="127.0.0.1", port=proxy.port)
+    with StateManager(through) as sm:
+        yield sm, proxy
+    proxy.close()
+
+
+CALLS: list[tuple[str, Callable[[StateManager], Any], int]] = [
+    ("create_session", lambda sm: sm.create_session("s", task="t", session_id=SID), 1),
+    ("save_phase_completion", lambda sm: sm.save_phase_completion(SID, "a", {}, 1, "0.1"), 2),
+    (
+        "save_phase_completion with context",
+        lambda sm: sm.save_phase_completion(SID, "b", {}, 1, "0.1", context={"k": 1}),
+        2,
+    ),
+    ("save a phase again", lambda sm: sm.save_phase_completion(SID, "a", {}, 1, "0.2"), 2),
+    ("load_context", lambda sm: sm.load_context(SID), 1),
+    ("resume_session", lambda sm: sm.resume_session(SID), 1),
+    ("get_session", lambda sm: sm.get_session(SID), 1),
+    ("get_completed_phases", lambda sm: sm.get_completed_phases(SID), 1),
+    ("get_session_history", lambda sm: sm.get_session_history(50), 1),
+    ("add_chat_message", lambda sm: sm.add_chat_message(SID, "user", "hello"), 2),
+    ("get_chat_history", lambda sm: sm.get_chat_history(SID, limit=100), 1),
+    ("get_total_sessions", lambda sm: sm.get_total_sessions(), 1),
+    ("get_statistics", lambda sm: sm.get_statistics(), 1),
+    ("update_session_status", lambda sm: sm.update_session_status(SID, "completed"), 2),
+]
+
+
+def test_each_call_takes_its_round_trips(counted: tuple[StateManager, RoundTripProxy]) -> None:
+    sm, proxy = counted
+    sm.create_session("warm-up")  # the pool's connections are open before counting
+    sm.get_session("warm-up")
+    found = {}
+    for name, call, _expected in CALLS:
+        with proxy.counting() as turns:
+            call(sm)
+        found[name] = turns[0]
+    assert found == {name: expected for name, _call, expected in CALLS}
+
+
+def test_rejected_pipelined_writes_leave_nothing_and_the_connection_usable(
+    counted: tuple[StateManager, RoundTripProxy],
+) -> None:
+    sm, _proxy = counted
+    sid = sm.create_session("kept")
+    with pytest.raises(InvalidInput) as taken:
+        sm.create_session("again", session_id=sid)  # found only at the batch's COMMIT
+    assert taken.value.field == "session_id"
+    with pytest.raises(SessionNotFound):
+        sm.save_phase_completion("missing", "p", {}, 1, "0.1")
+    with pytest.raises(SessionNotFound):
+        sm.add_chat_message("missing", "user", "orphan")
+    sm.update_session_status(sid, "completed")
+    with pytest.raises(SessionCompleted):
+        sm.save_phase_completion(sid, "p", {}, 1, "0.1")
+    with pytest.raises(InvalidTransition):
+        sm.update_session_status(sid, "running")
+    session = sm.get_session(sid)
+    assert session is not None and session.subject == "kept" and session.cost_usd == Decimal(0)
+    assert sm.get_completed_phases(sid) == []
+    assert sm.get_total_sessions() == 1
+    assert [e.event_type for e in sm.get_events(sid)] == [
+        "session.created",
+        "session.status_changed",
+    ]
+
+
+def test_writes_keep_the_engines_isolation_level(pg_databases: PgDatabases) -> None:
+    """BEGIN is written by hand on the pipeline: it must still say the engine's level, and
+    reads at that level keep their transaction."""
+    url = pg_databases.create()
+    StateManager(url).close()
+    proxy = RoundTripProxy((str(url.host), int(url.port or 5432)))
+    through = make_url(str(url)).set(host="127.0.0.1", port=proxy.port)
+    with StateManager(through, isolation_level="REPEATABLE READ") as sm:
+        sid = sm.create_session("levels")
+        sm.save_phase_completion(sid, "p", {}, 1, "0.1")
+        assert bytes(proxy.sent).count(b"BEGIN ISOLATION LEVEL REPEATABLE READ") >= 2
+        with proxy.counting() as turns:
+            assert [p.phase_id for p in sm.get_completed_phases(sid)] == ["p"]
+        assert turns[0] == 2  # BEGIN with the read, then COMMIT
+    proxy.close()
