@@ -1,12 +1,14 @@
 """Round trips per call on PostgreSQL, counted through a TCP proxy: a count, never a timing.
 
-Reads are one statement without BEGIN or COMMIT; writes pipeline BEGIN with their first
-statement and COMMIT with their last, so a write that reads nothing first is one round
-trip, and one that locks its session and then writes is two (pipeline.py).
+Reads are one statement without BEGIN or COMMIT, on the driver or on SQLAlchemy. Writes
+pipeline BEGIN with their first statement and COMMIT with their last, so a write that
+reads nothing first is one round trip, and one that locks its session and then writes is
+two (pipeline.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -15,6 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from statekeeper import (
+    AsyncStateManager,
     InvalidInput,
     InvalidTransition,
     SessionCompleted,
@@ -54,6 +57,9 @@ CALLS: list[tuple[str, Callable[[StateManager], Any], int]] = [
     ("get_session_history", lambda sm: sm.get_session_history(50), 1),
     ("add_chat_message", lambda sm: sm.add_chat_message(SID, "user", "hello"), 2),
     ("get_chat_history", lambda sm: sm.get_chat_history(SID, limit=100), 1),
+    ("search_sessions", lambda sm: sm.search_sessions("task", limit=10), 1),
+    ("get_session_history by status", lambda sm: sm.get_session_history(50, status="running"), 1),
+    ("get_events", lambda sm: sm.get_events(SID), 1),
     ("get_total_sessions", lambda sm: sm.get_total_sessions(), 1),
     ("get_statistics", lambda sm: sm.get_statistics(), 1),
     ("update_session_status", lambda sm: sm.update_session_status(SID, "completed"), 2),
@@ -64,6 +70,7 @@ def test_each_call_takes_its_round_trips(counted: tuple[StateManager, RoundTripP
     sm, proxy = counted
     sm.create_session("warm-up")  # the pool's connections are open before counting
     sm.get_session("warm-up")
+    sm.search_sessions("warm-up")
     found = {}
     for name, call, _expected in CALLS:
         with proxy.counting() as turns:
@@ -113,4 +120,35 @@ def test_writes_keep_the_engines_isolation_level(pg_databases: PgDatabases) -> N
         with proxy.counting() as turns:
             assert [p.phase_id for p in sm.get_completed_phases(sid)] == ["p"]
         assert turns[0] == 2  # BEGIN with the read, then COMMIT
+    proxy.close()
+
+
+ASYNC_READS: list[tuple[str, Callable[[AsyncStateManager], Any]]] = [
+    ("load_context", lambda sm: sm.load_context(SID)),
+    ("get_session", lambda sm: sm.get_session(SID)),
+    ("get_session_history", lambda sm: sm.get_session_history(50)),
+    ("get_chat_history", lambda sm: sm.get_chat_history(SID, limit=100)),
+    ("search_sessions", lambda sm: sm.search_sessions("task", limit=10)),
+    ("get_statistics", lambda sm: sm.get_statistics()),
+]
+
+
+def test_async_reads_take_one_round_trip(pg_databases: PgDatabases) -> None:
+    url = pg_databases.create()
+    with StateManager(url) as sm:
+        sm.create_session("s", task="a task", session_id=SID)
+    proxy = RoundTripProxy((str(url.host), int(url.port or 5432)))
+    through = make_url(str(url)).set(host="127.0.0.1", port=proxy.port)
+
+    async def scenario() -> dict[str, int]:
+        async with AsyncStateManager(through) as sm:
+            await sm.get_session(SID)  # the pool's connection is open before counting
+            found = {}
+            for name, call in ASYNC_READS:
+                with proxy.counting() as turns:
+                    await call(sm)
+                found[name] = turns[0]
+            return found
+
+    assert asyncio.run(scenario()) == {name: 1 for name, _call in ASYNC_READS}
     proxy.close()

@@ -94,7 +94,9 @@ class AsyncDatabase:
             changed: set[str] = set()
             try:
                 async with self._engines[write].connect() as connection:
-                    result = await connection.run_sync(run_transaction, self._plans, fn, changed)
+                    result = await connection.run_sync(
+                        run_transaction, self._plans, fn, changed, write=write
+                    )
             except (Reconnect, sa.exc.SQLAlchemyError) as exc:
                 await asyncio.sleep(self.retry.after(exc, attempt, self.url))
                 continue

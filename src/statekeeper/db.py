@@ -37,7 +37,7 @@ from statekeeper.executor import (
     UnitOfWork,
     driver_errors,
 )
-from statekeeper.pipeline import run_on_server
+from statekeeper.pipeline import read_committed, run_on_server
 from statekeeper.translate import is_transient, translate_error
 
 __all__ = [
@@ -85,12 +85,21 @@ class RetryPolicy:
 
 
 def run_transaction(
-    connection: Connection, plans: PlanCache, fn: Work[T], changed: set[str] | None = None
+    connection: Connection,
+    plans: PlanCache,
+    fn: Work[T],
+    changed: set[str] | None = None,
+    *,
+    write: bool = True,
 ) -> T:
     """One attempt of a unit of work on SQLAlchemy: begin, run, flush the ORM, commit.
 
-    `changed` collects the workspaces whose sessions it changed.
+    `changed` collects the workspaces whose sessions it changed. A read on PostgreSQL at
+    READ COMMITTED runs in autocommit mode: each statement takes a snapshot of its own
+    there anyway, and BEGIN and COMMIT would cost two round trips.
     """
+    if not write and _reads_alone(connection):
+        connection.execution_options(isolation_level="AUTOCOMMIT")
     transaction = connection.begin()
     uow = UnitOfWork(connection.dialect, plans, connection=connection, changed=changed)
     try:
@@ -108,6 +117,13 @@ def run_transaction(
         uow.close()
     transaction.commit()
     return result
+
+
+def _reads_alone(connection: Connection) -> bool:
+    if connection.dialect.name != "postgresql":
+        return False
+    driver = connection.connection.driver_connection
+    return read_committed(driver, connection.default_isolation_level)
 
 
 @dataclass(frozen=True)
@@ -325,7 +341,7 @@ class Database:
                 self.fallbacks += 1  # a statement only SQLAlchemy can run: a wrong marker
                 changed.clear()
         with self._engines[write].connect() as connection:
-            return run_transaction(connection, self._plans, fn, changed)
+            return run_transaction(connection, self._plans, fn, changed, write=write)
 
     def _run_on_driver(self, fn: Work[T], *, write: bool, changed: set[str]) -> T:
         """A SQLite transaction on a driver connection, without SQLAlchemy's Connection.

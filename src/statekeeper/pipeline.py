@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from statekeeper.executor import PlanCache, Reconnect, UnitOfWork, driver_errors
 
-__all__ = ["run_on_server"]
+__all__ = ["read_committed", "run_on_server"]
 
 T = TypeVar("T")
 
@@ -57,9 +57,8 @@ def run_on_server(
     driver = pooled.dbapi_connection
     clean = False
     try:
-        level = driver.isolation_level
         driver.autocommit = True
-        if write or (level is not None and level.name != "READ_COMMITTED"):
+        if write or not read_committed(driver, dialect.default_isolation_level):
             threshold, driver.prepare_threshold = driver.prepare_threshold, None
             try:
                 result = _in_transaction(driver, plans, fn, changed)
@@ -81,6 +80,14 @@ def run_on_server(
             clean = clean and _idle(driver)
             driver.autocommit = False
         connections.give_back(pooled, clean=clean)
+
+
+def read_committed(driver: Any, server_default: str | None) -> bool:
+    """Whether the connection's transactions run at READ COMMITTED, where a read needs no
+    transaction of its own: the level the engine set on it, else the server's default."""
+    level = driver.isolation_level
+    name = server_default if level is None else level.name.replace("_", " ")
+    return name == "READ COMMITTED"
 
 
 def _in_transaction(
