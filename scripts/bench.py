@@ -9,7 +9,9 @@ created, so schema, indexes and full-text triggers are identical. Peers (LangGra
 SqliteSaver, the OpenAI Agents SDK's SQLiteSession) are measured where they have the
 operation, when installed (`pip install -e '.[bench]'`); otherwise they are skipped. With
 them installed, statekeeper's adapters (StatekeeperSaver, StatekeeperSession) also make the
-frameworks' own calls against those stores, at equal durability (`--adapters-only`: just that).
+frameworks' own calls against those stores, at equal durability, and on PostgreSQL against
+PostgresSaver and the SDK's SQLAlchemySession, directly and with 1 ms added to every round
+trip (`--adapters-only`: just that).
 
 Writes DIR/results.json, DIR/results.md and DIR/*.png (default DIR: bench-results/).
 Exits 1 when a run fails or a result is wrong; never because of a timing. See
@@ -87,6 +89,10 @@ FULL = Config(2_000, 1_000, 2, 3, (1_000, 10_000, 100_000, 1_000_000),
 QUICK = Config(300, 100, 1, 1, (1_000, 10_000), (), 50, 2.0, 1, 5.0, (500, 2_000))
 
 
+DELAYED = {"on_1ms": 1}
+"""PostgreSQL settings that add milliseconds to every round trip (through benchlib.proxy)."""
+
+
 @dataclass(frozen=True)
 class Job:
     """One implementation's run, in its own process."""
@@ -94,7 +100,7 @@ class Job:
     task: str  # "ops" or "import"
     impl: str
     engine: str
-    durability: str  # "normal" / "full" on SQLite, "on" on PostgreSQL
+    durability: str  # "normal" / "full" on SQLite, "on" (or "on_1ms") on PostgreSQL
     round: int = 0
 
     @property
@@ -229,6 +235,7 @@ class Bench:
             "impl": job.impl,
             "engine": job.engine,
             "synchronous": job.durability if job.engine == "sqlite" else None,
+            "delay_ms": DELAYED.get(job.durability, 0),
             "n": self.config.iterations,
             "target": target,
             "read_budget_s": self.config.read_budget_s,
@@ -385,8 +392,9 @@ def jobs(rounds: int, pg: bool, langgraph: bool, agents: bool) -> list[Job]:
 
 def adapter_jobs(rounds: int, pg: bool, frameworks: tuple[str, ...]) -> list[Job]:
     """statekeeper's adapters against the frameworks' own stores ("peer"), SQLite at NORMAL
-    and at FULL for both sides; each round swaps who goes first. The adapters also run on
-    PostgreSQL, for reference (the peers have no PostgreSQL store here)."""
+    and at FULL for both sides; each round swaps who goes first. On PostgreSQL against
+    PostgresSaver and the SDK's SQLAlchemySession, directly and with 1 ms added to every
+    round trip (a database in another zone)."""
     runs = []
     for r in range(rounds):
         for framework in frameworks:
@@ -397,7 +405,8 @@ def adapter_jobs(rounds: int, pg: bool, frameworks: tuple[str, ...]) -> list[Job
             for durability in ("normal", "full"):
                 runs += [Job(framework, impl, "sqlite", durability, r) for impl in impls]
             if pg:
-                runs += [Job(framework, impl, "postgresql", "on", r) for impl in ours]
+                for setting in ("on", *DELAYED):
+                    runs += [Job(framework, impl, "postgresql", setting, r) for impl in impls]
     return runs
 
 
@@ -497,13 +506,15 @@ def main(argv: list[str] | None = None) -> int:
             pg = Postgres(args.pg_url)
         except Exception as exc:
             skipped.append(f"PostgreSQL: {args.pg_url} unreachable ({type(exc).__name__})")
-    langgraph = not args.no_peers and _peer_available(
-        "langgraph-checkpoint-sqlite", "langgraph.checkpoint.sqlite"
+    langgraph = (
+        not args.no_peers
+        and _peer_available("langgraph-checkpoint-sqlite", "langgraph.checkpoint.sqlite")
+        and _peer_available("langgraph-checkpoint-postgres", "langgraph.checkpoint.postgres")
     )
     agents = not args.no_peers and _peer_available("openai-agents", "agents.memory")
     missing = "--no-peers" if args.no_peers else "not installed (pip install -e '.[bench]')"
     if not langgraph:
-        skipped.append(f"LangGraph SqliteSaver: {missing}")
+        skipped.append(f"LangGraph SqliteSaver and PostgresSaver: {missing}")
     if not agents:
         skipped.append(f"OpenAI Agents SQLiteSession: {missing}")
     frameworks = tuple(

@@ -1,7 +1,8 @@
 """statekeeper's framework adapters against the frameworks' own SQLite stores.
 
-StatekeeperSaver against LangGraph's SqliteSaver, StatekeeperSession against the OpenAI
-Agents SDK's SQLiteSession. One store class per framework makes that framework's calls on
+StatekeeperSaver against LangGraph's SqliteSaver (PostgresSaver on PostgreSQL),
+StatekeeperSession against the OpenAI Agents SDK's SQLiteSession (its SQLAlchemySession on
+PostgreSQL). One store class per framework makes that framework's calls on
 whichever saver or session it is given, so both sides make the same calls, with the same
 arguments, on the same seeded data (`make_adapter_plan`); only what they are made on
 differs. Both sides run at the same `synchronous` level, set on every connection and read
@@ -14,6 +15,7 @@ and mypy must pass where they are not installed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib
 import random
@@ -27,6 +29,9 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from benchlib.stores import SYNCHRONOUS, Timed, time_awaited
 from benchlib.workload import SEED, _text, seeded_uuid, vocabulary
 
@@ -39,6 +44,7 @@ __all__ = [
     "AgentsStore",
     "GraphStore",
     "check_timed",
+    "libpq_url",
     "make_adapter_plan",
     "open_framework_store",
 ]
@@ -321,6 +327,21 @@ class GraphStore:
         return cls(saver, lambda: _level(connection), connection.close)
 
     @classmethod
+    def peer_postgres(cls, url: str) -> GraphStore:
+        """LangGraph's PostgresSaver as its documentation opens it (`from_conn_string`:
+        autocommit, psycopg's pipeline for each put)."""
+        module = importlib.import_module("langgraph.checkpoint.postgres")
+        stack = contextlib.ExitStack()
+        saver = stack.enter_context(module.PostgresSaver.from_conn_string(libpq_url(url)))
+        saver.setup()
+
+        def durability() -> str:
+            row = saver.conn.execute("SHOW synchronous_commit").fetchone()
+            return f"synchronous_commit={row['synchronous_commit']}"
+
+        return cls(saver, durability, stack.close)
+
+    @classmethod
     def statekeeper(cls, url: str, synchronous: str | None) -> GraphStore:
         """StatekeeperSaver on a StateManager of its own (`from_conn_string`)."""
         module = importlib.import_module("statekeeper.integrations.langgraph")
@@ -447,6 +468,31 @@ class AgentsStore:
         return store
 
     @classmethod
+    def peer_postgres(cls, url: str, conversations: list[str]) -> AgentsStore:
+        """The SDK's SQLAlchemySession on PostgreSQL, every conversation on one AsyncEngine
+        (psycopg's async driver)."""
+        module = importlib.import_module("agents.extensions.memory.sqlalchemy_session")
+        engine = create_async_engine(url)
+        loop = asyncio.new_event_loop()
+
+        async def read() -> str:
+            async with engine.connect() as connection:
+                found = await connection.exec_driver_sql("SHOW synchronous_commit")
+                return f"synchronous_commit={found.scalar()}"
+
+        def close() -> None:
+            loop.run_until_complete(engine.dispose())
+            loop.close()
+
+        return cls(
+            lambda c: module.SQLAlchemySession(c, engine=engine, create_tables=True),
+            loop,
+            lambda: str(loop.run_until_complete(read())),
+            close,
+            conversations,
+        )
+
+    @classmethod
     def statekeeper(
         cls, url: str, synchronous: str | None, conversations: list[str], *, use_async: bool
     ) -> AgentsStore:
@@ -520,7 +566,7 @@ class AgentsStore:
 
     def close(self) -> None:
         for session in self.sessions.values():
-            closing = session.close()
+            closing = session.close() if hasattr(session, "close") else None
             if asyncio.iscoroutine(closing):
                 self.loop.run_until_complete(closing)
         self._close()
@@ -533,18 +579,23 @@ def open_framework_store(
     level = synchronous if engine == "sqlite" else None
     if framework == "langgraph":
         if impl == "peer":
-            assert level is not None, "the peers run on SQLite only"
-            return GraphStore.peer(target, level)
+            return GraphStore.peer(target, level) if level else GraphStore.peer_postgres(target)
         if impl == "statekeeper":
             return GraphStore.statekeeper(target, level)
     elif framework == "agents":
         if impl == "peer":
-            assert level is not None, "the peers run on SQLite only"
+            if level is None:
+                return AgentsStore.peer_postgres(target, plan.conversations)
             return AgentsStore.peer(target, level, plan.conversations)
         if impl in ("statekeeper", "statekeeper_async"):
             use_async = impl == "statekeeper_async"
             return AgentsStore.statekeeper(target, level, plan.conversations, use_async=use_async)
     raise ValueError(f"unknown implementation {impl!r} of {framework!r}")
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as libpq takes it (no `+driver`)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _check(op: str, plan: AdapterPlan, index: int, result: Any) -> str:

@@ -16,6 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from benchlib.adapters import (
     ADAPTER_READS,
     FRAMEWORK_OPS,
@@ -24,6 +26,7 @@ from benchlib.adapters import (
     open_framework_store,
 )
 from benchlib.peers import AgentsSessionStore, LangGraphStore
+from benchlib.proxy import RoundTripProxy
 from benchlib.stores import (
     AsyncStatekeeperStore,
     FloorStore,
@@ -203,8 +206,14 @@ def _run_adapter(spec: dict[str, Any], result: dict[str, Any]) -> None:
     the framework's own SQLite store ("peer") or statekeeper's adapter."""
     framework = spec["task"]
     plan = make_adapter_plan(spec["n"])
+    target, proxy = spec["target"], None
+    if spec.get("delay_ms"):
+        # Every round trip through a proxy that waits first: a database in another zone.
+        url = make_url(target)
+        proxy = RoundTripProxy((str(url.host), int(url.port or 5432)), spec["delay_ms"] / 1000)
+        target = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     store = open_framework_store(
-        framework, spec["impl"], spec["engine"], spec["target"], spec["synchronous"], plan
+        framework, spec["impl"], spec["engine"], target, spec["synchronous"], plan
     )
     try:
         result["durability"] = store.durability()
@@ -216,6 +225,8 @@ def _run_adapter(spec: dict[str, Any], result: dict[str, Any]) -> None:
         result["errors"] += store.final_checks(plan)
     finally:
         store.close()
+        if proxy is not None:
+            proxy.close()
 
 
 def _run_import(spec: dict[str, Any], result: dict[str, Any]) -> None:

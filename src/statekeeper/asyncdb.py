@@ -30,12 +30,25 @@ from statekeeper.db import (
     run_transaction,
 )
 from statekeeper.errors import InvalidInput
-from statekeeper.executor import PlanCache, Reconnect
+from statekeeper.executor import NeedsConnection, PlanCache, Reconnect
+from statekeeper.pipeline import AwaitedConnection, release, run_on_server
 from statekeeper.translate import translate_error
 
 __all__ = ["AsyncDatabase"]
 
 T = TypeVar("T")
+
+
+def _on_server(
+    connection: Connection, plans: PlanCache, fn: Work[T], write: bool, changed: set[str]
+) -> T:
+    """A unit of work on the connection's psycopg AsyncConnection, in `run_sync`."""
+    driver = AwaitedConnection(connection.connection.driver_connection)
+    try:
+        return run_on_server(driver, plans, fn, write=write, changed=changed)
+    finally:
+        if not release(driver):
+            connection.invalidate()
 
 
 class AsyncDatabase:
@@ -61,6 +74,8 @@ class AsyncDatabase:
             False: engine.execution_options(**{WRITE_OPTION: False}),
         }
         self._plans = PlanCache(engine.dialect)
+        self.fallbacks = 0
+        """Direct units of work that had to rerun on SQLAlchemy (tests keep this at 0)."""
         self._scope = Scope(f"statekeeper_async_scope_{id(self)}")
         self.on_commit: Callable[[set[str]], Awaitable[None]] | None = None
         """Awaited after a commit with the workspaces whose sessions changed (legacy mirror)."""
@@ -94,9 +109,7 @@ class AsyncDatabase:
             changed: set[str] = set()
             try:
                 async with self._engines[write].connect() as connection:
-                    result = await connection.run_sync(
-                        run_transaction, self._plans, fn, changed, write=write
-                    )
+                    result = await self._attempt(connection, fn, write, direct, changed)
             except (Reconnect, sa.exc.SQLAlchemyError) as exc:
                 await asyncio.sleep(self.retry.after(exc, attempt, self.url))
                 continue
@@ -104,6 +117,19 @@ class AsyncDatabase:
                 await self.on_commit(changed)
             return result
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _attempt(
+        self, connection: AsyncConnection, fn: Work[T], write: bool, direct: bool, changed: set[str]
+    ) -> T:
+        """One try: on psycopg alone (PostgreSQL) when the caller marked every statement as
+        direct, else on SQLAlchemy."""
+        if direct and self._plans.direct:
+            try:
+                return await connection.run_sync(_on_server, self._plans, fn, write, changed)
+            except NeedsConnection:
+                self.fallbacks += 1
+                changed.clear()
+        return await connection.run_sync(run_transaction, self._plans, fn, changed, write=write)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -37,7 +37,7 @@ from statekeeper.executor import (
     UnitOfWork,
     driver_errors,
 )
-from statekeeper.pipeline import read_committed, run_on_server
+from statekeeper.pipeline import read_committed, release, run_on_server
 from statekeeper.translate import is_transient, translate_error
 
 __all__ = [
@@ -333,15 +333,27 @@ class Database:
         if direct and self._plans.direct:
             try:
                 if self.dialect == "postgresql":
-                    return run_on_server(
-                        self._parked, self._plans, fn, write=write, changed=changed
-                    )
+                    return self._run_on_server(fn, write=write, changed=changed)
                 return self._run_on_driver(fn, write=write, changed=changed)
             except NeedsConnection:
                 self.fallbacks += 1  # a statement only SQLAlchemy can run: a wrong marker
                 changed.clear()
         with self._engines[write].connect() as connection:
             return run_transaction(connection, self._plans, fn, changed, write=write)
+
+    def _run_on_server(self, fn: Work[T], *, write: bool, changed: set[str]) -> T:
+        """A PostgreSQL unit of work on a parked psycopg connection (pipeline.py)."""
+        with driver_errors(self.engine.dialect, "connect"):
+            pooled = self._parked.take()
+        try:
+            return run_on_server(
+                pooled.dbapi_connection, self._plans, fn, write=write, changed=changed
+            )
+        finally:
+            usable = release(pooled.dbapi_connection)
+            if not usable:
+                pooled.invalidate()
+            self._parked.give_back(pooled, clean=usable)
 
     def _run_on_driver(self, fn: Work[T], *, write: bool, changed: set[str]) -> T:
         """A SQLite transaction on a driver connection, without SQLAlchemy's Connection.

@@ -215,7 +215,7 @@ class PlanCache:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         # aiosqlite's cursor is a thread hop per call: the direct path would gain nothing there.
-        self.direct = not dialect.is_async and dialect.driver in ("pysqlite", "psycopg")
+        self.direct = dialect.driver in ("pysqlite", "psycopg")
         self._plans: dict[int, tuple[sa.Executable, dict[frozenset[str], _Plan | None]]] = {}
 
     def plan(self, statement: sa.Executable, params: Mapping[str, Any]) -> _Plan | None:

@@ -19,13 +19,14 @@ alone, in autocommit mode with their own transaction control:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from statekeeper.executor import PlanCache, Reconnect, UnitOfWork, driver_errors
+from statekeeper.sa_internals import await_
 
-__all__ = ["read_committed", "run_on_server"]
+__all__ = ["AwaitedConnection", "read_committed", "release", "run_on_server"]
 
 T = TypeVar("T")
 
@@ -34,52 +35,43 @@ _RETRYABLE_LOSS = ("57P01", "57P02", "57P03")
 read nothing of ours after it said so, and a COMMIT it had run would have answered first."""
 
 
-class Connections(Protocol):
-    """Where driver connections come from and go back to (db.ParkedConnections)."""
-
-    def take(self) -> Any: ...
-
-    def give_back(self, connection: Any, *, clean: bool) -> None: ...
-
-
 def run_on_server(
-    connections: Connections,
+    driver: Any,
     plans: PlanCache,
     fn: Callable[[UnitOfWork], T],
     *,
     write: bool,
     changed: set[str],
 ) -> T:
-    """One attempt of a unit of work on a psycopg connection, outside SQLAlchemy."""
+    """One attempt of a unit of work on a psycopg connection (or `AwaitedConnection`),
+    outside SQLAlchemy; `release` hands the connection back afterwards."""
     dialect = plans.dialect
-    with driver_errors(dialect, "connect"):
-        pooled = connections.take()
-    driver = pooled.dbapi_connection
-    clean = False
-    try:
-        driver.autocommit = True
-        if write or not read_committed(driver, dialect.default_isolation_level):
-            threshold, driver.prepare_threshold = driver.prepare_threshold, None
-            try:
-                result = _in_transaction(driver, plans, fn, changed)
-            finally:
+    driver.autocommit = True
+    if write or not read_committed(driver, dialect.default_isolation_level):
+        threshold, driver.prepare_threshold = driver.prepare_threshold, None
+        try:
+            return _in_transaction(driver, plans, fn, changed)
+        finally:
+            if not _lost(driver):
                 driver.prepare_threshold = threshold
-        else:
-            try:
-                result = fn(UnitOfWork(dialect, plans, driver=driver, changed=changed))
-            except sa.exc.DBAPIError as exc:
-                if _lost(driver):
-                    raise Reconnect from exc  # a read: running it again changes nothing
-                raise
-        clean = True
-        return result
-    finally:
+    try:
+        return fn(UnitOfWork(dialect, plans, driver=driver, changed=changed))
+    except sa.exc.DBAPIError as exc:
         if _lost(driver):
-            pooled.invalidate()
-        else:
-            clean = clean and _idle(driver)
-            driver.autocommit = False
-        connections.give_back(pooled, clean=clean)
+            raise Reconnect from exc  # a read: running it again changes nothing
+        raise
+
+
+def release(driver: Any) -> bool:
+    """Put the connection back as SQLAlchemy uses it (not autocommit); False when it is
+    lost or still in a transaction, and must be dropped."""
+    if _lost(driver):
+        return False
+    if not _idle(driver):
+        driver.close()
+        return False
+    driver.autocommit = False
+    return True
 
 
 def read_committed(driver: Any, server_default: str | None) -> bool:
@@ -151,3 +143,105 @@ def _lost(driver: Any) -> bool:
 def _idle(driver: Any) -> bool:
     """Whether no transaction is left open on the connection."""
     return bool(driver.info.transaction_status.name == "IDLE")
+
+
+class AwaitedConnection:
+    """psycopg's AsyncConnection behind the sync interface `run_on_server` uses, for the
+    async manager: each call is awaited from inside SQLAlchemy's `run_sync` greenlet."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    @property
+    def autocommit(self) -> bool:
+        return bool(self._connection.autocommit)
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        await_(self._connection.set_autocommit(value))
+
+    @property
+    def prepare_threshold(self) -> int | None:
+        return self._connection.prepare_threshold  # type: ignore[no-any-return]
+
+    @prepare_threshold.setter
+    def prepare_threshold(self, value: int | None) -> None:
+        self._connection.prepare_threshold = value
+
+    @property
+    def isolation_level(self) -> Any:
+        return self._connection.isolation_level
+
+    @property
+    def info(self) -> Any:
+        return self._connection.info
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._connection.closed)
+
+    @property
+    def broken(self) -> bool:
+        return bool(self._connection.broken)
+
+    def cursor(self) -> _AwaitedCursor:
+        return _AwaitedCursor(self._connection.cursor())
+
+    def execute(self, sql: str) -> _AwaitedCursor:
+        return _AwaitedCursor(await_(self._connection.execute(sql)))
+
+    def pipeline(self) -> _AwaitedPipeline:
+        return _AwaitedPipeline(self._connection.pipeline())
+
+    def close(self) -> None:
+        await_(self._connection.close())
+
+
+class _AwaitedCursor:
+    """An AsyncCursor behind the sync cursor interface the unit of work calls."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Any = None) -> _AwaitedCursor:
+        await_(self._cursor.execute(sql, params))
+        return self
+
+    def executemany(self, sql: str, params: Any) -> None:
+        await_(self._cursor.executemany(sql, params))
+
+    def fetchall(self) -> list[Any]:
+        return await_(self._cursor.fetchall())
+
+    def close(self) -> None:
+        await_(self._cursor.close())
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+    @property
+    def statusmessage(self) -> str | None:
+        return self._cursor.statusmessage  # type: ignore[no-any-return]
+
+
+class _AwaitedPipeline:
+    """An AsyncPipeline as a sync context manager with a sync `sync()`."""
+
+    def __init__(self, manager: Any) -> None:
+        self._manager = manager
+        self._pipeline: Any = None
+
+    def __enter__(self) -> _AwaitedPipeline:
+        self._pipeline = await_(self._manager.__aenter__())
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return await_(self._manager.__aexit__(*exc))  # type: ignore[no-any-return]
+
+    def sync(self) -> None:
+        await_(self._pipeline.sync())

@@ -1,7 +1,9 @@
 """The only SQLAlchemy internals statekeeper reads, each behind one small function.
 
 The direct driver path (executor.py) needs a compiled statement's result columns and
-positional bind order, which SQLAlchemy has no public accessor for. Everything private is
+positional bind order, which SQLAlchemy has no public accessor for; the async manager's
+PostgreSQL path (pipeline.py) awaits psycopg's coroutines from inside `run_sync` with
+`await_`, as SQLAlchemy's own async adapters do. Everything private is
 read here and nowhere else; tests/test_sa_internals.py checks each of these against
 SQLAlchemy's own execution path, so a release that changes one fails loudly there, and
 pyproject.toml caps SQLAlchemy below the next minor release.
@@ -14,8 +16,15 @@ from typing import Any
 
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
+from sqlalchemy.util.concurrency import await_
 
-__all__ = ["PRIVATE_ATTRIBUTES", "positional_names", "result_columns", "uses_python_side_values"]
+__all__ = [
+    "PRIVATE_ATTRIBUTES",
+    "await_",
+    "positional_names",
+    "result_columns",
+    "uses_python_side_values",
+]
 
 PRIVATE_ATTRIBUTES: dict[type[Any], tuple[str, ...]] = {
     SQLCompiler: (
