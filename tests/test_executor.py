@@ -1,9 +1,10 @@
 """The direct driver path: the same rows and values as SQLAlchemy's, and really taken.
 
-On SQLite, statements marked `prepared()` skip SQLAlchemy's execution context. These tests
-run every such statement both ways on one populated store and compare what comes back
-(values and their types), then check that the hot calls reach the database without going
-through SQLAlchemy's cursor execution at all.
+Statements marked `prepared()` skip SQLAlchemy's execution context, on SQLite and on
+PostgreSQL (psycopg, pipelined for writes). These tests run every such statement both ways
+on one populated store of each engine and compare what comes back (values and their
+types), then check that the hot calls reach the database without going through
+SQLAlchemy's cursor execution at all.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ from statekeeper.queries import sessions as qs
 from statekeeper.queries import worktree as qw
 
 
+SQLITE_ONLY = pytest.mark.parametrize("engine_name", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[tuple[StateManager, str]]:
-    with StateManager(tmp_path / "direct.db") as sm:
+def store(store_url: str) -> Iterator[tuple[StateManager, str]]:
+    with StateManager(store_url) as sm:
         sid = sm.create_session("Ünïcode subject", task="find the bug", metadata={"k": [1, 2]})
         sm.save_phase_completion(sid, "p1", {"out": "x" * 50}, 10, "0.01", context={"a": 1})
         sm.save_phase_completion(sid, "p2", None, 20, Decimal("0.00000001"), tokens_in=5)
@@ -119,6 +123,7 @@ def test_direct_rows_have_column_attributes(store: tuple[StateManager, str]) -> 
     assert row.status == "failed"
 
 
+@SQLITE_ONLY
 def test_direct_writes_convert_values_like_sqlalchemy(store: tuple[StateManager, str]) -> None:
     sm, sid = store
     statement = upsert("sqlite", CONTEXT, ("session_id",), ("data", "updated_at"), "version")
@@ -132,6 +137,26 @@ def test_direct_writes_convert_values_like_sqlalchemy(store: tuple[StateManager,
         ).one()
         connection.rollback()
     assert tuple(stored) == ('{"b":"é"}', 2, "2030-05-06 07:08:09.123456")
+
+
+@pytest.mark.parametrize("engine_name", ["postgresql"], indirect=True)
+def test_direct_writes_on_postgresql_store_what_sqlalchemy_would(
+    store: tuple[StateManager, str],
+) -> None:
+    sm, sid = store
+    statement = upsert("postgresql", CONTEXT, ("session_id",), ("data", "updated_at"), "version")
+    now = datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    with sm.engine.connect() as connection, connection.begin():
+        executor = UnitOfWork(connection.dialect, sm._db._plans, connection=connection)
+        params = {"session_id": sid, "data": {"b": "é"}, "version": 1, "updated_at": now}
+        assert executor.execute(statement, params).rowcount == 1
+        stored = connection.exec_driver_sql(
+            "SELECT data, version, updated_at, pg_typeof(data)::text FROM workflow_context "
+            "WHERE session_id = %(sid)s",
+            {"sid": sid},
+        ).one()
+        connection.rollback()
+    assert tuple(stored) == ({"b": "é"}, 2, now, "jsonb")
 
 
 def test_a_driver_only_unit_reruns_on_sqlalchemy_for_other_statements(

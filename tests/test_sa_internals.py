@@ -7,6 +7,7 @@ as wrong values on the direct path.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,20 @@ def test_python_side_values_are_seen(sm: StateManager) -> None:
     assert not sa_internals.uses_python_side_values(_compiled(sm, insert, everything))
     assert sa_internals.uses_python_side_values(_compiled(sm, insert, ["id", "subject"]))
     assert not sa_internals.uses_python_side_values(_compiled(sm, qs.BY_ID))
+
+
+def test_await_runs_a_coroutine_inside_run_sync(tmp_path: Path) -> None:
+    """The async manager's PostgreSQL path awaits psycopg from sync code in run_sync."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def scenario() -> Any:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'await.db'}")
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(
+                    lambda _sync: sa_internals.await_(asyncio.sleep(0, result="awaited"))
+                )
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(scenario()) == "awaited"
