@@ -81,12 +81,14 @@ class Config:
     """A read operation stops after this long (and at least 50 calls)."""
     import_memory_sizes: tuple[int, ...]
     """Legacy directories of these many sessions are imported once each, for peak memory."""
+    delayed: bool
+    """PostgreSQL runs again with `DELAYED` milliseconds added to every round trip."""
 
 
 FULL = Config(2_000, 1_000, 2, 3, (1_000, 10_000, 100_000, 1_000_000),
               (1_000, 10_000, 100_000, 1_000_000), 200, 8.0, 2, 20.0,
-              (10_000, 100_000))  # fmt: skip
-QUICK = Config(300, 100, 1, 1, (1_000, 10_000), (), 50, 2.0, 1, 5.0, (500, 2_000))
+              (10_000, 100_000), True)  # fmt: skip
+QUICK = Config(300, 100, 1, 1, (1_000, 10_000), (), 50, 2.0, 1, 5.0, (500, 2_000), False)
 
 
 DELAYED = {"on_1ms": 1}
@@ -196,6 +198,7 @@ class Bench:
             "impl": job.impl,
             "engine": job.engine,
             "synchronous": job.durability if job.engine == "sqlite" else None,
+            "delay_ms": DELAYED.get(job.durability, 0),
             "n": self.config.iterations,
             "target": targets[0],
             "targets": targets,
@@ -367,7 +370,12 @@ class Bench:
                 Path(f"{target}{suffix}").unlink(missing_ok=True)
 
 
-def jobs(rounds: int, pg: bool, langgraph: bool, agents: bool) -> list[Job]:
+def _pg_settings(delayed: bool) -> tuple[str, ...]:
+    """PostgreSQL as it is, and through the delaying proxy when the run says so."""
+    return ("on", *DELAYED) if delayed else ("on",)
+
+
+def jobs(rounds: int, pg: bool, langgraph: bool, agents: bool, delayed: bool) -> list[Job]:
     """Every run, statekeeper next to its floor so both see the same machine state; each
     round of operations swaps which of the two goes first."""
     runs = []
@@ -381,8 +389,13 @@ def jobs(rounds: int, pg: bool, langgraph: bool, agents: bool) -> list[Job]:
         if agents:
             runs.append(Job("ops", "agents", "sqlite", "full", r))
         if pg:
-            runs += [Job("ops", impl, "postgresql", "on", r) for impl in pair]
-            runs.append(Job("ops", "statekeeper_async", "postgresql", "on", r))
+            for setting in _pg_settings(delayed):
+                runs += [Job("ops", impl, "postgresql", setting, r) for impl in pair]
+                runs.append(Job("ops", "statekeeper_async", "postgresql", setting, r))
+                if langgraph:
+                    runs.append(Job("ops", "langgraph", "postgresql", setting, r))
+                if agents:
+                    runs.append(Job("ops", "agents", "postgresql", setting, r))
     for durability in ("normal", "full"):
         runs += [Job("import", impl, "sqlite", durability) for impl in ("statekeeper", "floor")]
     if pg:
@@ -390,7 +403,7 @@ def jobs(rounds: int, pg: bool, langgraph: bool, agents: bool) -> list[Job]:
     return runs
 
 
-def adapter_jobs(rounds: int, pg: bool, frameworks: tuple[str, ...]) -> list[Job]:
+def adapter_jobs(rounds: int, pg: bool, frameworks: tuple[str, ...], delayed: bool) -> list[Job]:
     """statekeeper's adapters against the frameworks' own stores ("peer"), SQLite at NORMAL
     and at FULL for both sides; each round swaps who goes first. On PostgreSQL against
     PostgresSaver and the SDK's SQLAlchemySession, directly and with 1 ms added to every
@@ -405,7 +418,7 @@ def adapter_jobs(rounds: int, pg: bool, frameworks: tuple[str, ...]) -> list[Job
             for durability in ("normal", "full"):
                 runs += [Job(framework, impl, "sqlite", durability, r) for impl in impls]
             if pg:
-                for setting in ("on", *DELAYED):
+                for setting in _pg_settings(delayed):
                     runs += [Job(framework, impl, "postgresql", setting, r) for impl in impls]
     return runs
 
@@ -464,6 +477,7 @@ def configure(args: argparse.Namespace) -> Config:
         config.rounds,
         config.read_budget_s,
         () if args.no_scale else config.import_memory_sizes,
+        config.delayed,
     )
 
 
@@ -541,9 +555,9 @@ def main(argv: list[str] | None = None) -> int:
                     messages=10,
                     files=config.import_files,
                 )
-                for job in jobs(config.rounds, pg is not None, langgraph, agents):
+                for job in jobs(config.rounds, pg is not None, langgraph, agents, config.delayed):
                     bench.run(job)
-            for job in adapter_jobs(config.rounds, pg is not None, frameworks):
+            for job in adapter_jobs(config.rounds, pg is not None, frameworks, config.delayed):
                 bench.run_adapter(job)
             if config.sqlite_sizes and not args.adapters_only:
                 bench.scale("sqlite", config.sqlite_sizes)

@@ -78,9 +78,12 @@ def test_quick_adapter_benchmark_runs_clean(tmp_path: Path, pg_admin: sa.Engine)
         for op in ops:
             for durability in ("normal", "full"):
                 assert {(op, impl, "sqlite", durability) for impl in [*ours, "peer"]} <= measured
-            assert {(op, impl, "postgresql", "on") for impl in ours} <= measured
+            assert {(op, impl, "postgresql", "on") for impl in [*ours, "peer"]} <= measured
     for run in results["adapter_runs"]:  # both sides at the same level, read back
         if run["engine"] == "sqlite":
             assert run["setting"] == run["durability"], run
-    assert all(r["peer_ratio_p50"] for r in results["adapters"] if r["engine"] == "sqlite")
+        else:
+            assert run["setting"] == "synchronous_commit=on", run
+    assert all(r["peer_ratio_p50"] for r in results["adapters"])
+    assert "PostgresSaver" in (tmp_path / "results.md").read_text()
     assert "StatekeeperSaver" in (tmp_path / "results.md").read_text()

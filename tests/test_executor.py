@@ -30,7 +30,6 @@ from statekeeper.queries import phases as qp
 from statekeeper.queries import sessions as qs
 from statekeeper.queries import worktree as qw
 
-
 SQLITE_ONLY = pytest.mark.parametrize("engine_name", ["sqlite"], indirect=True)
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "AgentsStore",
     "GraphStore",
     "check_timed",
+    "is_postgresql",
     "libpq_url",
     "make_adapter_plan",
     "open_framework_store",
@@ -591,6 +592,11 @@ def open_framework_store(
             use_async = impl == "statekeeper_async"
             return AgentsStore.statekeeper(target, level, plan.conversations, use_async=use_async)
     raise ValueError(f"unknown implementation {impl!r} of {framework!r}")
+
+
+def is_postgresql(target: str) -> bool:
+    """Whether a store's target is a PostgreSQL URL (else a SQLite file)."""
+    return target.startswith("postgresql")
 
 
 def libpq_url(url: str) -> str:

@@ -1,5 +1,5 @@
 """The peer libraries, where they have an operation: LangGraph's SqliteSaver and the OpenAI
-Agents SDK's SQLiteSession.
+Agents SDK's SQLiteSession, or on PostgreSQL their PostgresSaver and SQLAlchemySession.
 
 They are imported with importlib: they are optional (`pip install -e '.[bench]'`), and mypy
 must pass where they are not installed.
@@ -8,10 +8,14 @@ must pass where they are not installed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import sqlite3
 from typing import Any
 
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from benchlib.adapters import is_postgresql, libpq_url
 from benchlib.stores import SYNCHRONOUS, Loaded, Store, Timed, time_awaited
 from benchlib.workload import CHAT_LIMIT, HISTORY_LIMIT, ChatArgs
 
@@ -25,16 +29,28 @@ class LangGraphStore(Store):
     label = "langgraph SqliteSaver"
     supports = frozenset({"save_phase_completion", "load_context", "get_session_history"})
 
-    def __init__(self, path: str) -> None:
-        saver_module = importlib.import_module("langgraph.checkpoint.sqlite")
+    def __init__(self, target: str) -> None:
         self.base = importlib.import_module("langgraph.checkpoint.base")
         self.ids = importlib.import_module("langgraph.checkpoint.base.id")
-        # As its documentation shows: a plain sqlite3 connection (the library sets WAL itself).
-        self.connection = sqlite3.connect(path, check_same_thread=False)
-        self.saver: Any = saver_module.SqliteSaver(self.connection)
+        self._stack = contextlib.ExitStack()
+        self.connection: sqlite3.Connection | None = None
+        if is_postgresql(target):
+            # As its documentation shows: from_conn_string (autocommit, pipelined puts).
+            module = importlib.import_module("langgraph.checkpoint.postgres")
+            saver = module.PostgresSaver.from_conn_string(libpq_url(target))
+            self.saver: Any = self._stack.enter_context(saver)
+        else:
+            # A plain sqlite3 connection (the library sets WAL itself).
+            module = importlib.import_module("langgraph.checkpoint.sqlite")
+            self.connection = sqlite3.connect(target, check_same_thread=False)
+            self._stack.callback(self.connection.close)
+            self.saver = module.SqliteSaver(self.connection)
         self.saver.setup()
 
     def durability(self) -> str:
+        if self.connection is None:
+            row = self.saver.conn.execute("SHOW synchronous_commit").fetchone()
+            return f"synchronous_commit={row['synchronous_commit']}"
         level = self.connection.execute("PRAGMA synchronous").fetchone()[0]
         return f"{SYNCHRONOUS.get(int(level), level)} (library default)"
 
@@ -79,7 +95,7 @@ class LangGraphStore(Store):
         ]
 
     def close(self) -> None:
-        self.connection.close()
+        self._stack.close()
 
 
 class AgentsSessionStore(Store):
@@ -90,12 +106,21 @@ class AgentsSessionStore(Store):
     label = "openai-agents SQLiteSession"
     supports = frozenset({"add_chat_message", "get_chat_history"})
 
-    def __init__(self, path: str) -> None:
-        self.module = importlib.import_module("agents.memory")
-        self.path = path
+    def __init__(self, target: str) -> None:
+        self.path = target
         self.sessions: dict[str, Any] = {}
+        self.loop = asyncio.new_event_loop()
+        self.engine: Any = None
+        if is_postgresql(target):
+            # Every conversation's SQLAlchemySession on one AsyncEngine (psycopg's async mode).
+            self.module = importlib.import_module("agents.extensions.memory.sqlalchemy_session")
+            self.engine = create_async_engine(target)
+        else:
+            self.module = importlib.import_module("agents.memory")
 
     def durability(self) -> str:
+        if self.engine is not None:
+            return str(self.loop.run_until_complete(self._synchronous_commit()))
         # It sets only journal_mode=WAL, so its connections keep SQLite's compiled default.
         probe = sqlite3.connect(self.path)
         try:
@@ -104,9 +129,19 @@ class AgentsSessionStore(Store):
             probe.close()
         return f"{SYNCHRONOUS.get(int(level), level)} (library default)"
 
+    async def _synchronous_commit(self) -> str:
+        async with self.engine.connect() as connection:
+            found = await connection.exec_driver_sql("SHOW synchronous_commit")
+            return f"synchronous_commit={found.scalar()}"
+
     def _session(self, session_id: str) -> Any:
         if session_id not in self.sessions:
-            self.sessions[session_id] = self.module.SQLiteSession(session_id, self.path)
+            if self.engine is not None:
+                self.sessions[session_id] = self.module.SQLAlchemySession(
+                    session_id, engine=self.engine, create_tables=True
+                )
+            else:
+                self.sessions[session_id] = self.module.SQLiteSession(session_id, self.path)
         return self.sessions[session_id]
 
     def prepare(self, op: str, args: list[Any]) -> list[Any]:
@@ -115,7 +150,7 @@ class AgentsSessionStore(Store):
         return args
 
     def run_timed(self, op: str, args: list[Any], budget_s: float | None = None) -> Timed:
-        return asyncio.run(self._run(op, args, budget_s))
+        return self.loop.run_until_complete(self._run(op, args, budget_s))
 
     async def _run(self, op: str, args: list[Any], budget_s: float | None) -> Timed:
         async def call(arg: Any) -> Any:
@@ -130,5 +165,9 @@ class AgentsSessionStore(Store):
         return await time_awaited(call, args, budget_s)
 
     def close(self) -> None:
-        for session in self.sessions.values():
-            session.close()
+        if self.engine is not None:
+            self.loop.run_until_complete(self.engine.dispose())
+        else:
+            for session in self.sessions.values():
+                session.close()
+        self.loop.close()

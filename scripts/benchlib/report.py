@@ -31,6 +31,7 @@ GROUPS = (
     ("sqlite", "normal", "SQLite, synchronous=NORMAL"),
     ("sqlite", "full", "SQLite, synchronous=FULL (the peers' default)"),
     ("postgresql", "on", "PostgreSQL, synchronous_commit=on"),
+    ("postgresql", "on_1ms", "PostgreSQL, 1 ms added to every round trip (another zone)"),
 )
 IMPL_NAMES = {
     "statekeeper": "statekeeper",
@@ -40,6 +41,24 @@ IMPL_NAMES = {
     "agents": "Agents SQLiteSession",
 }
 IMPL_ORDER = tuple(IMPL_NAMES)
+PG_PEER_NAMES = {"langgraph": "LangGraph PostgresSaver", "agents": "Agents SQLAlchemySession"}
+_PG_LABELS = {"on": "PG", "on_1ms": "PG +1 ms"}
+
+
+def _setting(record: dict[str, Any]) -> str:
+    """A short name for where a record ran: NORMAL, FULL, PG or PG +1 ms."""
+    if record["engine"] == "postgresql":
+        return _PG_LABELS[record["durability"]]
+    return str(record["durability"]).upper()
+
+
+def impl_name(impl: str, engine: str) -> str:
+    """What the report calls an implementation on an engine (the peers' stores differ)."""
+    if engine == "postgresql" and impl in PG_PEER_NAMES:
+        return PG_PEER_NAMES[impl]
+    return IMPL_NAMES[impl]
+
+
 _COLORS = {
     "statekeeper": "#1f77b4",
     "statekeeper_async": "#9467bd",
@@ -140,7 +159,7 @@ def op_tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[s
             rows = [
                 [
                     r["op"],
-                    IMPL_NAMES[r["impl"]],
+                    impl_name(r["impl"], r["engine"]),
                     f"{r['n']:,}",
                     _n(r["ops_per_s"]),
                     _n(r["p50_us"]),
@@ -180,11 +199,12 @@ def headline(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
         ("sqlite", "normal", "statekeeper"),
         ("sqlite", "full", "statekeeper"),
         ("postgresql", "on", "statekeeper"),
+        ("postgresql", "on_1ms", "statekeeper"),
         ("sqlite", "full", "langgraph"),
         ("sqlite", "full", "agents"),
     ]
     header = ["operation", "statekeeper NORMAL", "statekeeper FULL", "statekeeper PG"]
-    header += ["LangGraph FULL", "Agents FULL"]
+    header += ["statekeeper PG +1 ms", "LangGraph FULL", "Agents FULL"]
     rows = []
     for op in OPS:
         cells = []
@@ -203,30 +223,34 @@ def headline(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
 
 
 def peers_table(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
-    """statekeeper at FULL against each peer at its default (FULL), operation by operation."""
-    full = {
-        (r["impl"], r["op"]): r
-        for r in results["ops"]
-        if (r["engine"], r["durability"]) == ("sqlite", "full")
-    }
+    """statekeeper against each peer, operation by operation: on SQLite at FULL (the peers'
+    default), on PostgreSQL directly and with 1 ms added to every round trip."""
+    index = {(r["engine"], r["durability"], r["impl"], r["op"]): r for r in results["ops"]}
+    settings = [("sqlite", "full", "SQLite FULL"), ("postgresql", "on", "PostgreSQL")]
+    settings.append(("postgresql", "on_1ms", "PostgreSQL +1 ms"))
     rows = []
-    for (impl, op), peer in sorted(full.items(), key=lambda kv: OPS.index(kv[0][1])):
-        ours = full.get(("statekeeper", op))
-        if impl in ("statekeeper", "floor") or ours is None:
-            continue
-        rows.append(
-            [
-                op,
-                IMPL_NAMES[impl],
-                _n(ours["ops_per_s"]),
-                _n(peer["ops_per_s"]),
-                _x(ours["ops_per_s"] / peer["ops_per_s"]),
-                _x(ours["p50_us"] / peer["p50_us"]),
-            ]
-        )
-    header = ["operation", "peer", "statekeeper ops/s", "peer ops/s", "ops/s ÷ peer"]
+    for engine, durability, where in settings:
+        for op in OPS:
+            ours = index.get((engine, durability, "statekeeper", op))
+            for impl in ("langgraph", "agents"):
+                peer = index.get((engine, durability, impl, op))
+                if ours is None or peer is None:
+                    continue
+                rows.append(
+                    [
+                        where,
+                        op,
+                        impl_name(impl, engine),
+                        _n(ours["ops_per_s"]),
+                        _n(peer["ops_per_s"]),
+                        _x(ours["ops_per_s"] / peer["ops_per_s"]),
+                        _x(ours["p50_us"] / peer["p50_us"]),
+                    ]
+                )
+    header = ["where", "operation", "peer", "statekeeper ops/s", "peer ops/s", "ops/s ÷ peer"]
     header.append("p50 ÷ peer")
-    return "statekeeper against the peers, all at synchronous=FULL on SQLite", header, rows
+    title = "statekeeper against the peers (SQLite at FULL, the peers' default; PostgreSQL)"
+    return title, header, rows
 
 
 def async_table(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
@@ -422,7 +446,7 @@ def resource_table(results: dict[str, Any]) -> tuple[str, list[str], list[list[s
         rows.append(
             [
                 f"{r['engine']}, {r['durability']}",
-                IMPL_NAMES[r["impl"]],
+                impl_name(r["impl"], r["engine"]),
                 r["task"],
                 f"{rss / 1024:.0f}" if rss else "",
                 f"{size['bytes'] / 2**20:.2f}" if size else "",
@@ -603,11 +627,7 @@ def plot_ops(path: Path, results: dict[str, Any]) -> None:
                 IMPL_ORDER.index(r["impl"]),
             )
         )
-        labels = [
-            f"{IMPL_NAMES[r['impl']]} · "
-            + ("PG" if r["engine"] == "postgresql" else r["durability"].upper())
-            for r in records
-        ]
+        labels = [f"{impl_name(r['impl'], r['engine'])} · {_setting(r)}" for r in records]
         values = [r["ops_per_s"] for r in records]
         bars = ax.barh(range(len(records)), values, color=[_COLORS[r["impl"]] for r in records])
         ax.set_yticks(range(len(records)), labels, fontsize=8)

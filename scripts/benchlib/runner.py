@@ -6,12 +6,14 @@ per-operation latencies summarized, the checks that failed, and the process's pe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import statistics
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -180,9 +182,29 @@ def _final_checks(plan: Plan, store: Store) -> list[str]:
     return problems
 
 
+@contextlib.contextmanager
+def _reached(spec: dict[str, Any]) -> Iterator[str]:
+    """The spec's target, through a proxy that waits `delay_ms` before every round trip
+    when the spec says so (a database in another zone)."""
+    if not spec.get("delay_ms"):
+        yield spec["target"]
+        return
+    url = make_url(spec["target"])
+    proxy = RoundTripProxy((str(url.host), int(url.port or 5432)), spec["delay_ms"] / 1000)
+    try:
+        yield url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    finally:
+        proxy.close()
+
+
 def _run_ops(spec: dict[str, Any], result: dict[str, Any]) -> None:
+    with _reached(spec) as target:
+        _run_ops_on(target, spec, result)
+
+
+def _run_ops_on(target: str, spec: dict[str, Any], result: dict[str, Any]) -> None:
     plan = make_plan(spec["n"])
-    store = open_store(spec["impl"], spec["engine"], spec["target"], spec)
+    store = open_store(spec["impl"], spec["engine"], target, spec)
     try:
         result["durability"] = store.durability()
         for op in OPS:
@@ -203,30 +225,23 @@ def _run_ops(spec: dict[str, Any], result: dict[str, Any]) -> None:
 
 def _run_adapter(spec: dict[str, Any], result: dict[str, Any]) -> None:
     """One framework's calls (spec["task"]: "langgraph" or "agents") on one implementation:
-    the framework's own SQLite store ("peer") or statekeeper's adapter."""
+    the framework's own store ("peer") or statekeeper's adapter."""
     framework = spec["task"]
     plan = make_adapter_plan(spec["n"])
-    target, proxy = spec["target"], None
-    if spec.get("delay_ms"):
-        # Every round trip through a proxy that waits first: a database in another zone.
-        url = make_url(target)
-        proxy = RoundTripProxy((str(url.host), int(url.port or 5432)), spec["delay_ms"] / 1000)
-        target = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    store = open_framework_store(
-        framework, spec["impl"], spec["engine"], target, spec["synchronous"], plan
-    )
-    try:
-        result["durability"] = store.durability()
-        for op in FRAMEWORK_OPS[framework]:
-            budget = spec["read_budget_s"] if op in ADAPTER_READS else None
-            timed = store.run_timed(op, store.prepare(op, plan.args(op)), budget)
-            result["ops"][op] = summarize(timed.latencies_ns, timed.wall_ns)
-            result["errors"] += check_timed(op, plan, timed)
-        result["errors"] += store.final_checks(plan)
-    finally:
-        store.close()
-        if proxy is not None:
-            proxy.close()
+    with _reached(spec) as target:
+        store = open_framework_store(
+            framework, spec["impl"], spec["engine"], target, spec["synchronous"], plan
+        )
+        try:
+            result["durability"] = store.durability()
+            for op in FRAMEWORK_OPS[framework]:
+                budget = spec["read_budget_s"] if op in ADAPTER_READS else None
+                timed = store.run_timed(op, store.prepare(op, plan.args(op)), budget)
+                result["ops"][op] = summarize(timed.latencies_ns, timed.wall_ns)
+                result["errors"] += check_timed(op, plan, timed)
+            result["errors"] += store.final_checks(plan)
+        finally:
+            store.close()
 
 
 def _run_import(spec: dict[str, Any], result: dict[str, Any]) -> None:
