@@ -124,41 +124,27 @@ class _Plan:
     expanded_sql: dict[tuple[int, ...], str] = field(default_factory=dict)
 
     def parameters(self, params: Mapping[str, Any]) -> tuple[str, Any]:
-        """The SQL and values for one execution."""
-        if not self.positional:
-            return self._named(params)
+        """The SQL and values for one execution: a tuple, or by name (an IN list's items
+        named name_1, name_2... as SQLAlchemy names them)."""
         defaults = self.defaults
-        flat: list[Any] = []
+        named = not self.positional
+        keys: list[str] = []
+        values: list[Any] = []
         sizes: list[int] = []
         for name, convert, expanding in self.binds:
             value = params[name] if name in params else defaults[name]
             if expanding:
-                items = list(value)
+                items = [convert(v) if convert else v for v in value]
                 sizes.append(len(items))
-                flat.extend(convert(v) if convert else v for v in items)
+                values.extend(items)
+                if named:
+                    keys.extend(f"{name}_{i}" for i in range(1, len(items) + 1))
             else:
-                flat.append(value if convert is None else convert(value))
-        if not self.expands:
-            return self.sql, tuple(flat)
-        return self._expand(tuple(sizes)), tuple(flat)
-
-    def _named(self, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        """Values by name, an IN list's items as name_1, name_2... as SQLAlchemy names them."""
-        defaults = self.defaults
-        values: dict[str, Any] = {}
-        sizes: list[int] = []
-        for name, convert, expanding in self.binds:
-            value = params[name] if name in params else defaults[name]
-            if expanding:
-                items = list(value)
-                sizes.append(len(items))
-                for i, item in enumerate(items, 1):
-                    values[f"{name}_{i}"] = convert(item) if convert else item
-            else:
-                values[name] = value if convert is None else convert(value)
-        if not self.expands:
-            return self.sql, values
-        return self._expand(tuple(sizes)), values
+                values.append(value if convert is None else convert(value))
+                if named:
+                    keys.append(name)
+        sql = self._expand(tuple(sizes)) if self.expands else self.sql
+        return sql, dict(zip(keys, values, strict=True)) if named else tuple(values)
 
     def _expand(self, sizes: tuple[int, ...]) -> str:
         """The SQL with each expanding IN list given its number of placeholders."""
