@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 
 from statekeeper import ImportFailed, SessionNotFound, StateManager, StorageBusy
 from statekeeper.db import RetryPolicy
+from tests.async_facade import AsyncFacade
 from tests.conftest import PgDatabases
 
 
@@ -230,3 +231,20 @@ def test_postgres_lost_connections_are_replaced_without_a_failed_call(
         assert session is not None and session.cost_usd == Decimal("0.30")
         assert [p.phase_id for p in sm.get_completed_phases(sid)] == ["p1", "p2"]
         assert len(sm.get_events(sid)) == 3  # created, and each phase once
+
+
+@pytest.mark.parametrize("manager_kind", ["sync", "async"])
+def test_postgres_a_one_round_trip_write_on_a_lost_connection_runs_once(
+    pg_databases: PgDatabases, pg_admin: sa.Engine, manager_kind: str
+) -> None:
+    """create_session sends BEGIN, its statements and COMMIT in one batch. The server had
+    ended the session before reading it (SQLSTATE 57P01), so nothing committed and the
+    call runs again: the session exists once, with one creation event."""
+    url = pg_databases.create()
+    manager = StateManager if manager_kind == "sync" else AsyncFacade
+    with manager(url) as sm:
+        sm.get_total_sessions()  # a pooled connection to lose
+        assert _drop_connections(pg_admin, str(url.database)) >= 1
+        sid = sm.create_session("after a restart")
+        assert sm.get_total_sessions() == 1
+        assert [e.event_type for e in sm.get_events(sid)] == ["session.created"]
