@@ -143,3 +143,31 @@ def test_the_async_manager_takes_the_same_round_trips(pg_databases: PgDatabases)
 
     assert asyncio.run(scenario()) == {name: expected for name, _call, expected in CALLS}
     proxy.close()
+
+
+def test_the_langgraph_saver_puts_in_one_round_trip(
+    counted: tuple[StateManager, RoundTripProxy],
+) -> None:
+    """A put creates or locks its thread's session with statements that wait for nothing."""
+    base = pytest.importorskip("langgraph.checkpoint.base")
+    from statekeeper.integrations.langgraph import StatekeeperSaver
+
+    sm, proxy = counted
+    saver = StatekeeperSaver(sm)
+    thread: Any = {"configurable": {"thread_id": "graph", "checkpoint_ns": ""}}
+    found = {}
+    parent = thread
+    for step in range(2):  # the thread's first put creates it; the second locks it
+        checkpoint = base.empty_checkpoint()
+        checkpoint["channel_values"] = {"step": step}
+        with proxy.counting() as turns:
+            parent = saver.put(parent, checkpoint, {"step": step}, {})
+        found[f"put {step}"] = turns[0]
+    with proxy.counting() as turns:
+        saver.put_writes(parent, [("step", 2)], "task")
+    found["put_writes"] = turns[0]
+    with proxy.counting() as turns:
+        assert saver.get_tuple(thread) is not None
+    found["get_tuple"] = turns[0]  # the checkpoint, then its pending writes
+    assert found == {"put 0": 1, "put 1": 1, "put_writes": 1, "get_tuple": 2}
+    assert [e.event_type for e in sm.get_events("graph")] == ["session.created"]

@@ -29,6 +29,7 @@ __all__ = [
     "PRUNE",
     "SESSION_EXISTS",
     "SESSION_KIND",
+    "TOUCH",
     "WRITES",
     "WRITES_OF",
     "insert_writes",
@@ -50,6 +51,11 @@ def _of(table: sa.Table) -> sa.ColumnElement[bool]:
 
 SESSION_EXISTS = prepared(sa.select(SESSIONS.c.id).where(SESSIONS.c.id == _SID))
 """The thread's session id, if it exists (params: sid)."""
+
+TOUCH = prepared(
+    sa.update(SESSIONS).where(SESSIONS.c.id == _SID).values(updated_at=sa.bindparam("now"))
+)
+"""Lock a thread's session by marking it changed, reading nothing back (params: sid, now)."""
 
 SESSION_KIND = prepared(sa.select(SESSIONS.c.kind).where(SESSIONS.c.id == _SID))
 """The kind of a session, if it exists (params: sid)."""

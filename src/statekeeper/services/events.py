@@ -18,7 +18,7 @@ from statekeeper.queries import events as q
 from statekeeper.schemas import Event
 from statekeeper.services.search import terms_of
 
-__all__ = ["append", "page", "search"]
+__all__ = ["append", "page", "row", "search"]
 
 
 def append(
@@ -33,21 +33,40 @@ def append(
     metadata: Any = None,
 ) -> str:
     """Append one event (values already validated) and return its id."""
-    event_id = str(uuid.uuid4())
-    uow.execute(
-        q.INSERT,
-        {
-            "id": event_id,
-            "session_id": session_id,
-            "event_type": event_type,
-            "actor_type": actor_type,
-            "actor_id": actor_id,
-            "content": content,
-            "metadata": {} if metadata is None else metadata,
-            "created_at": now,
-        },
+    values = row(
+        event_type=event_type,
+        content=content,
+        now=now,
+        session_id=session_id,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        metadata=metadata,
     )
-    return event_id
+    uow.execute(q.INSERT, values)
+    return str(values["id"])
+
+
+def row(
+    *,
+    event_type: str,
+    content: str,
+    now: datetime,
+    session_id: str | None = None,
+    actor_type: str = "system",
+    actor_id: str = "statekeeper",
+    metadata: Any = None,
+) -> dict[str, Any]:
+    """A new event's columns, with a fresh id."""
+    return {
+        "id": str(uuid.uuid4()),
+        "session_id": session_id,
+        "event_type": event_type,
+        "actor_type": actor_type,
+        "actor_id": actor_id,
+        "content": content,
+        "metadata": {} if metadata is None else metadata,
+        "created_at": now,
+    }
 
 
 def page(

@@ -17,8 +17,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from statekeeper import dialects
 from statekeeper.errors import InvalidInput, SessionNotFound, VersionConflict
 from statekeeper.executor import UnitOfWork, prepared
+from statekeeper.queries import EVENTS, SESSIONS
 from statekeeper.queries import graph as q
-from statekeeper.services import sessions
+from statekeeper.services import events, sessions
 from statekeeper.values import JsonText, check_id, utcnow
 
 __all__ = [
@@ -89,14 +90,64 @@ def _copy(dialect: str) -> tuple[sa.Insert, ...]:
     return tuple(statements)
 
 
+@cache
+def _join_on_postgresql(session_keys: tuple[str, ...], event_keys: tuple[str, ...]) -> sa.Insert:
+    """Create a thread's session if it is missing, with its creation event, in one statement
+    whose answer nobody waits for: on PostgreSQL's pipeline a put then takes one round trip.
+    The columns are those of `sessions.new_row` and `events.row`, as `_join_params` names them.
+
+    ON CONFLICT DO NOTHING returns only the row it inserted, so the event follows only a
+    creation, and a concurrent creator's row is neither duplicated nor locked.
+    """
+    created = (
+        postgresql.insert(SESSIONS)
+        .values({key: sa.bindparam(f"s_{key}", type_=SESSIONS.c[key].type) for key in session_keys})
+        .on_conflict_do_nothing(index_elements=[SESSIONS.c.id])
+        .returning(SESSIONS.c.id)
+        .cte("created")
+    )
+    values = [
+        created.c.id if key == "session_id" else sa.bindparam(f"e_{key}", type_=EVENTS.c[key].type)
+        for key in event_keys
+    ]
+    return prepared(sa.insert(EVENTS).from_select(list(event_keys), sa.select(*values)))
+
+
+def _join(thread_id: str, metadata: dict[str, Any]) -> tuple[sa.Insert, dict[str, Any]]:
+    """`_join_on_postgresql` with its parameters: a new thread's session and event columns."""
+    now = utcnow()
+    session = sessions.new_row(
+        thread_id,
+        kind=KIND,
+        subject=None,
+        task=None,
+        workspace_id=None,
+        model=None,
+        metadata=metadata,
+        now=now,
+    )
+    event = events.row(**sessions.creation_event(thread_id, KIND, None, now))
+    statement = _join_on_postgresql(tuple(session), tuple(event))
+    params = {f"s_{key}": value for key, value in session.items()}
+    params.update((f"e_{key}", value) for key, value in event.items() if key != "session_id")
+    return statement, params
+
+
 def _join_thread(
     uow: UnitOfWork, thread_id: str, metadata: dict[str, Any], *, lock: bool = True
 ) -> None:
     """Make sure the thread's session exists, creating it if new; `lock` also locks it, so
     checkpoint writers of one thread queue there (pending writes need no lock).
 
-    A concurrent first write may create it meanwhile: the savepoint undoes our attempt.
+    A concurrent first write may create it meanwhile: the savepoint undoes our attempt. On
+    PostgreSQL two statements that wait for nothing do all of it (the touch does not read
+    back the thread's workspace for the legacy mirror: threads have none).
     """
+    if uow.dialect.name == "postgresql":
+        uow.execute(*_join(thread_id, metadata))
+        if lock:
+            uow.execute(q.TOUCH, {"sid": thread_id, "now": utcnow()})
+        return
     if lock:
         try:
             sessions.touch(uow, thread_id, utcnow())

@@ -116,32 +116,62 @@ def create(
     uow.explain(taken)
     uow.execute(
         q.INSERT,
-        {
-            "id": session_id,
-            "workspace_id": workspace_id,
-            "kind": kind,
-            "subject": subject,
-            "task": task,
-            "status": SessionStatus.RUNNING.value,
-            "created_at": now,
-            "updated_at": now,
-            "cost_usd": ZERO,
-            "tokens_in": 0,
-            "tokens_out": 0,
-            "model": model,
-            "metadata": metadata,
-        },
+        new_row(
+            session_id,
+            kind=kind,
+            subject=subject,
+            task=task,
+            workspace_id=workspace_id,
+            model=model,
+            metadata=metadata,
+            now=now,
+        ),
     )
     uow.changed_workspace(workspace_id)
-    events.append(
-        uow,
-        session_id=session_id,
-        event_type="session.created",
-        content=f"{kind} session created",
-        now=now,
-        metadata={"kind": kind, "subject": subject},
-    )
+    events.append(uow, **creation_event(session_id, kind, subject, now))
     return session_id
+
+
+def new_row(
+    session_id: str,
+    *,
+    kind: str,
+    subject: str | None,
+    task: str | None,
+    workspace_id: str | None,
+    model: str | None,
+    metadata: Any,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new session's columns: running, with zero cost and tokens."""
+    return {
+        "id": session_id,
+        "workspace_id": workspace_id,
+        "kind": kind,
+        "subject": subject,
+        "task": task,
+        "status": SessionStatus.RUNNING.value,
+        "created_at": now,
+        "updated_at": now,
+        "cost_usd": ZERO,
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "model": model,
+        "metadata": metadata,
+    }
+
+
+def creation_event(
+    session_id: str, kind: str, subject: str | None, now: datetime
+) -> dict[str, Any]:
+    """The arguments of `events.append` for a session's creation."""
+    return {
+        "session_id": session_id,
+        "event_type": "session.created",
+        "content": f"{kind} session created",
+        "now": now,
+        "metadata": {"kind": kind, "subject": subject},
+    }
 
 
 def get(uow: UnitOfWork, session_id: str) -> Session | None:
