@@ -25,6 +25,7 @@ from statekeeper import (
     SessionNotFound,
     StateManager,
 )
+from tests.async_facade import AsyncFacade
 from tests.conftest import PgDatabases
 
 SID = "counted"
@@ -104,6 +105,28 @@ def test_rejected_pipelined_writes_leave_nothing_and_the_connection_usable(
         "session.created",
         "session.status_changed",
     ]
+
+
+@pytest.mark.parametrize("manager_kind", ["sync", "async"])
+def test_a_connection_dropped_without_a_word_is_replaced_before_a_write(
+    pg_databases: PgDatabases, manager_kind: str
+) -> None:
+    """A proxy or firewall drops idle connections silently. A one-round-trip write sends
+    BEGIN, its statements and COMMIT together; sent on such a connection its outcome could
+    not be known, so the end of the stream is looked for first (no round trip), and the
+    write runs once, on a new connection."""
+    url = pg_databases.create()
+    StateManager(url).close()
+    proxy = RoundTripProxy((str(url.host), int(url.port or 5432)))
+    through = make_url(str(url)).set(host="127.0.0.1", port=proxy.port)
+    manager = StateManager if manager_kind == "sync" else AsyncFacade
+    with manager(through) as sm:
+        sm.get_total_sessions()  # a pooled connection to lose
+        proxy.cut()
+        sid = sm.create_session("after a silent drop")
+        assert sm.get_total_sessions() == 1
+        assert [e.event_type for e in sm.get_events(sid)] == ["session.created"]
+    proxy.close()
 
 
 def test_writes_keep_the_engines_isolation_level(pg_databases: PgDatabases) -> None:

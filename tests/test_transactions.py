@@ -204,11 +204,12 @@ def test_postgres_lock_timeout_raises_storage_busy(store_url: str) -> None:
 
 
 def _drop_connections(admin: sa.Engine, database: str) -> int:
-    """End every server process serving `database`, as a server restart would."""
+    """End every server process serving `database`, as a server restart would, and wait
+    until they are gone."""
     with admin.connect() as connection:
         ended = connection.execute(
             sa.text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
                 "WHERE datname = :db AND pid <> pg_backend_pid()"
             ),
             {"db": database},
@@ -231,6 +232,34 @@ def test_postgres_lost_connections_are_replaced_without_a_failed_call(
         assert session is not None and session.cost_usd == Decimal("0.30")
         assert [p.phase_id for p in sm.get_completed_phases(sid)] == ["p1", "p2"]
         assert len(sm.get_events(sid)) == 3  # created, and each phase once
+
+
+@dataclass(frozen=True)
+class CountingRetries(RetryPolicy):
+    """The default policy, counting the failed attempts it is asked about."""
+
+    failures: list[str] = field(default_factory=list)
+
+    def after(self, exc: Exception, attempt: int, store: URL | None = None) -> float:
+        self.failures.append(type(exc).__name__)
+        return super().after(exc, attempt, store)
+
+
+def test_postgres_a_restart_costs_one_retry_however_many_connections_were_pooled(
+    pg_databases: PgDatabases, pg_admin: sa.Engine
+) -> None:
+    """The first connection found lost starts the pool afresh: the others, lost too, are
+    not met one retry at a time."""
+    url = pg_databases.create()
+    with StateManager(url) as sm:
+        held = [sm._db._parked.take() for _ in range(7)]  # each one connected
+        for pooled in held:
+            sm._db._parked.give_back(pooled, clean=True)  # 4 parked, 3 back in the pool
+        assert _drop_connections(pg_admin, str(url.database)) >= 7
+        retry = sm._db.retry = CountingRetries()
+        sid = sm.create_session("after a restart")
+        assert retry.failures == ["Reconnect"]
+        assert [e.event_type for e in sm.get_events(sid)] == ["session.created"]
 
 
 @pytest.mark.parametrize("manager_kind", ["sync", "async"])

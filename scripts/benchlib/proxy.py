@@ -30,6 +30,7 @@ class RoundTripProxy:
         self._lock = threading.Lock()
         self._turns = 0
         self._closed = False
+        self._clients: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -46,6 +47,14 @@ class RoundTripProxy:
         yield box
         box[0] = self.turns - start
 
+    def cut(self) -> None:
+        """End every open connection without a word to the client, as a proxy or a
+        firewall dropping idle connections does."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         """Stop accepting; open connections end with their clients."""
         self._closed = True
@@ -58,6 +67,8 @@ class RoundTripProxy:
             except OSError:
                 return
             server = socket.create_connection(self._upstream)
+            with self._lock:
+                self._clients.append(client)
             for sock in (client, server):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=self._pump, args=(client, server), daemon=True).start()

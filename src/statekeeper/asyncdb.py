@@ -126,6 +126,9 @@ class AsyncDatabase:
         if direct and self._plans.direct:
             try:
                 return await connection.run_sync(_on_server, self._plans, fn, write, changed)
+            except Reconnect:
+                await self.engine.dispose()  # a restarted server: every pooled one is gone
+                raise
             except NeedsConnection:
                 self.fallbacks += 1
                 changed.clear()

@@ -345,15 +345,29 @@ class Database:
         """A PostgreSQL unit of work on a parked psycopg connection (pipeline.py)."""
         with driver_errors(self.engine.dialect, "connect"):
             pooled = self._parked.take()
+        driver = pooled.dbapi_connection
         try:
-            return run_on_server(
-                pooled.dbapi_connection, self._plans, fn, write=write, changed=changed
-            )
-        finally:
-            usable = release(pooled.dbapi_connection)
-            if not usable:
-                pooled.invalidate()
-            self._parked.give_back(pooled, clean=usable)
+            result = run_on_server(driver, self._plans, fn, write=write, changed=changed)
+        except Reconnect:
+            pooled.invalidate()
+            self._parked.give_back(pooled, clean=False)
+            # A server restart ends every connection: start the pool afresh, as SQLAlchemy
+            # does on a disconnect, rather than meet them one retry at a time.
+            self._parked.close()
+            self.engine.dispose()
+            raise
+        except BaseException:
+            self._settle(pooled, driver)
+            raise
+        self._settle(pooled, driver)
+        return result
+
+    def _settle(self, pooled: PoolProxiedConnection, driver: Any) -> None:
+        """Park a connection that can take the next unit of work; drop one that cannot."""
+        usable = release(driver)
+        if not usable:
+            pooled.invalidate()
+        self._parked.give_back(pooled, clean=usable)
 
     def _run_on_driver(self, fn: Work[T], *, write: bool, changed: set[str]) -> T:
         """A SQLite transaction on a driver connection, without SQLAlchemy's Connection.

@@ -22,7 +22,7 @@ import keyword
 import re
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -385,35 +385,17 @@ class UnitOfWork:
     def savepoint(self) -> Iterator[None]:
         """Undo the block's statements alone when it raises, its constraint failures named
         by the `explain` handlers; the transaction goes on."""
+        if self._pipeline is not None:
+            raise NeedsConnection  # a pipelined write learns of failures too late to undo
         try:
             if self.connection is not None:
                 with self.connection.begin_nested():
                     yield
-            elif self._pipeline is None:
-                yield  # SQLite's driver path: BEGIN IMMEDIATE keeps every other writer out
             else:
-                yield from self._pipelined_savepoint()
+                yield  # SQLite's driver path: BEGIN IMMEDIATE keeps every other writer out
         except sa.exc.IntegrityError as exc:
             self.reject(exc)
             raise
-
-    def _pipelined_savepoint(self) -> Iterator[None]:
-        self._send("SAVEPOINT statekeeper")
-        try:
-            yield
-            self._send("RELEASE SAVEPOINT statekeeper")
-            self.sync()  # a failure inside must surface here, where it can be undone
-        except BaseException:
-            # An error leaves the pipeline refusing everything up to the next sync.
-            with suppress(self.dialect.loaded_dbapi.Error):
-                self._pipeline.sync()
-            self._send("ROLLBACK TO SAVEPOINT statekeeper")
-            self.sync()
-            raise
-
-    def _send(self, sql: str) -> None:
-        with driver_errors(self.dialect, sql):
-            self._driver.execute(sql)
 
     def changed_workspace(self, workspace_id: str | None) -> None:
         """Note that a session of this workspace changed (None: a session without one)."""

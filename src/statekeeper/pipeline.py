@@ -48,12 +48,7 @@ def run_on_server(
     dialect = plans.dialect
     driver.autocommit = True
     if write or not read_committed(driver, dialect.default_isolation_level):
-        threshold, driver.prepare_threshold = driver.prepare_threshold, None
-        try:
-            return _in_transaction(driver, plans, fn, changed)
-        finally:
-            if not _lost(driver):
-                driver.prepare_threshold = threshold
+        return _in_transaction(driver, plans, fn, changed)
     try:
         return fn(UnitOfWork(dialect, plans, driver=driver, changed=changed))
     except sa.exc.DBAPIError as exc:
@@ -159,14 +154,6 @@ class AwaitedConnection:
     @autocommit.setter
     def autocommit(self, value: bool) -> None:
         await_(self._connection.set_autocommit(value))
-
-    @property
-    def prepare_threshold(self) -> int | None:
-        return self._connection.prepare_threshold  # type: ignore[no-any-return]
-
-    @prepare_threshold.setter
-    def prepare_threshold(self, value: int | None) -> None:
-        self._connection.prepare_threshold = value
 
     @property
     def isolation_level(self) -> Any:
