@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from benchlib.proxy import RoundTripProxy
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from statekeeper import (
     AsyncStateManager,
@@ -32,14 +32,20 @@ SID = "counted"
 
 
 @pytest.fixture
-def counted(pg_databases: PgDatabases) -> Iterator[tuple[StateManager, RoundTripProxy]]:
+def proxied(pg_databases: PgDatabases) -> Iterator[tuple[URL, RoundTripProxy]]:
+    """A new store, migrated directly, and its URL through a counting proxy."""
     url = pg_databases.create()
-    StateManager(url).close()  # migrate without the proxy
+    StateManager(url).close()
     proxy = RoundTripProxy((str(url.host), int(url.port or 5432)))
-    through = make_url(str(url)).set(host="127.0.0.1", port=proxy.port)
+    yield make_url(str(url)).set(host="127.0.0.1", port=proxy.port), proxy
+    proxy.close()
+
+
+@pytest.fixture
+def counted(proxied: tuple[URL, RoundTripProxy]) -> Iterator[tuple[StateManager, RoundTripProxy]]:
+    through, proxy = proxied
     with StateManager(through) as sm:
         yield sm, proxy
-    proxy.close()
 
 
 CALLS: list[tuple[str, Callable[[Any], Any], int]] = [  # the sync or the async manager
@@ -109,16 +115,13 @@ def test_rejected_pipelined_writes_leave_nothing_and_the_connection_usable(
 
 @pytest.mark.parametrize("manager_kind", ["sync", "async"])
 def test_a_connection_dropped_without_a_word_is_replaced_before_a_write(
-    pg_databases: PgDatabases, manager_kind: str
+    proxied: tuple[URL, RoundTripProxy], manager_kind: str
 ) -> None:
     """A proxy or firewall drops idle connections silently. A one-round-trip write sends
     BEGIN, its statements and COMMIT together; sent on such a connection its outcome could
     not be known, so the end of the stream is looked for first (no round trip), and the
     write runs once, on a new connection."""
-    url = pg_databases.create()
-    StateManager(url).close()
-    proxy = RoundTripProxy((str(url.host), int(url.port or 5432)))
-    through = make_url(str(url)).set(host="127.0.0.1", port=proxy.port)
+    through, proxy = proxied
     manager = StateManager if manager_kind == "sync" else AsyncFacade
     with manager(through) as sm:
         sm.get_total_sessions()  # a pooled connection to lose
@@ -126,16 +129,12 @@ def test_a_connection_dropped_without_a_word_is_replaced_before_a_write(
         sid = sm.create_session("after a silent drop")
         assert sm.get_total_sessions() == 1
         assert [e.event_type for e in sm.get_events(sid)] == ["session.created"]
-    proxy.close()
 
 
-def test_writes_keep_the_engines_isolation_level(pg_databases: PgDatabases) -> None:
+def test_writes_keep_the_engines_isolation_level(proxied: tuple[URL, RoundTripProxy]) -> None:
     """BEGIN is written by hand on the pipeline: it must still say the engine's level, and
     reads at that level keep their transaction."""
-    url = pg_databases.create()
-    StateManager(url).close()
-    proxy = RoundTripProxy((str(url.host), int(url.port or 5432)))
-    through = make_url(str(url)).set(host="127.0.0.1", port=proxy.port)
+    through, proxy = proxied
     with StateManager(through, isolation_level="REPEATABLE READ") as sm:
         sid = sm.create_session("levels")
         sm.save_phase_completion(sid, "p", {}, 1, "0.1")
@@ -143,14 +142,12 @@ def test_writes_keep_the_engines_isolation_level(pg_databases: PgDatabases) -> N
         with proxy.counting() as turns:
             assert [p.phase_id for p in sm.get_completed_phases(sid)] == ["p"]
         assert turns[0] == 2  # BEGIN with the read, then COMMIT
-    proxy.close()
 
 
-def test_the_async_manager_takes_the_same_round_trips(pg_databases: PgDatabases) -> None:
-    url = pg_databases.create()
-    StateManager(url).close()
-    proxy = RoundTripProxy((str(url.host), int(url.port or 5432)))
-    through = make_url(str(url)).set(host="127.0.0.1", port=proxy.port)
+def test_the_async_manager_takes_the_same_round_trips(
+    proxied: tuple[URL, RoundTripProxy],
+) -> None:
+    through, proxy = proxied
 
     async def scenario() -> dict[str, int]:
         async with AsyncStateManager(through) as sm:
@@ -165,7 +162,6 @@ def test_the_async_manager_takes_the_same_round_trips(pg_databases: PgDatabases)
             return found
 
     assert asyncio.run(scenario()) == {name: expected for name, _call, expected in CALLS}
-    proxy.close()
 
 
 def test_the_langgraph_saver_puts_in_one_round_trip(

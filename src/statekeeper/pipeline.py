@@ -72,9 +72,7 @@ def release(driver: Any) -> bool:
 def read_committed(driver: Any, server_default: str | None) -> bool:
     """Whether the connection's transactions run at READ COMMITTED, where a read needs no
     transaction of its own: the level the engine set on it, else the server's default."""
-    level = driver.isolation_level
-    name = server_default if level is None else level.name.replace("_", " ")
-    return name == "READ COMMITTED"
+    return (_level(driver) or server_default) == "READ COMMITTED"
 
 
 def _in_transaction(
@@ -115,10 +113,14 @@ def _unanswered(exc: sa.exc.DBAPIError, begin: Any, commit: Any) -> bool:
 
 def _begin(driver: Any) -> str:
     """BEGIN at the isolation level the engine set on the connection, if any."""
+    level = _level(driver)
+    return "BEGIN" if level is None else f"BEGIN ISOLATION LEVEL {level}"
+
+
+def _level(driver: Any) -> str | None:
+    """The isolation level set on the connection, as SQL names it, or None (the server's)."""
     level = driver.isolation_level
-    if level is None:
-        return "BEGIN"
-    return f"BEGIN ISOLATION LEVEL {level.name.replace('_', ' ')}"
+    return None if level is None else str(level.name).replace("_", " ")
 
 
 def _roll_back(driver: Any) -> None:
