@@ -4,14 +4,16 @@
 
 One run, fresh databases, the same seeded payloads and choices (random.Random(42)) for every
 implementation. Each implementation runs in its own process (its peak RSS is its own). The
-floor runs statekeeper's statements (scripts/benchlib/floor_sql.py) on a database statekeeper
-created, so schema, indexes and full-text triggers are identical. Peers (LangGraph's
-SqliteSaver, the OpenAI Agents SDK's SQLiteSession) are measured where they have the
-operation, when installed (`pip install -e '.[bench]'`); otherwise they are skipped. With
-them installed, statekeeper's adapters (StatekeeperSaver, StatekeeperSession) also make the
-frameworks' own calls against those stores, at equal durability, and on PostgreSQL against
-PostgresSaver and the SDK's SQLAlchemySession, directly and with 1 ms added to every round
-trip (`--adapters-only`: just that).
+floor runs statekeeper's statements (scripts/benchlib/floor_sql.py) on a database
+statekeeper created, so schema, indexes and full-text triggers are identical. The bare store
+(scripts/benchlib/bare.py) is stdlib sqlite3 on a minimal schema of its own, with only the
+session, phase and context operations: what the design costs, not only the library. Peers
+(LangGraph's SqliteSaver, the OpenAI Agents SDK's SQLiteSession) are measured where they
+have the operation, when installed (`pip install -e '.[bench]'`); otherwise they are
+skipped. With them installed, statekeeper's adapters (StatekeeperSaver, StatekeeperSession)
+also make the frameworks' own calls against those stores, at equal durability, and on
+PostgreSQL against PostgresSaver and the SDK's SQLAlchemySession, directly and with 1 ms
+added to every round trip (`--adapters-only`: just that).
 
 Writes DIR/results.json, DIR/results.md and DIR/*.png (default DIR: bench-results/).
 Exits 1 when a run fails or a result is wrong; never because of a timing. See
@@ -42,6 +44,7 @@ sys.path[:0] = [str(ROOT / "scripts"), str(ROOT)]
 
 if "--worker" not in sys.argv:  # a worker imports only what its implementation needs
     from benchlib import report
+    from benchlib.bare import bare_problems
     from benchlib.dbtools import Postgres, import_digest, ops_problems, pg_size, sqlite_size
     from benchlib.floor_sql import search_templates
     from benchlib.scale import run_scale
@@ -326,6 +329,10 @@ class Bench:
             run["size"] = sqlite_size(Path(target))
         else:
             run["size"] = pg_size(target)
+        if job.impl == "bare":  # its own schema: its own check of what it holds
+            plan = make_plan(self.config.iterations)
+            self.errors.extend(f"{label}: {p}" for p in bare_problems(Path(target), plan))
+            return
         if job.impl not in ("statekeeper", "statekeeper_async", "floor"):
             return
         if job.task == "ops":
@@ -377,12 +384,13 @@ def _pg_settings(delayed: bool) -> tuple[str, ...]:
 
 def jobs(rounds: int, pg: bool, langgraph: bool, agents: bool, delayed: bool) -> list[Job]:
     """Every run, statekeeper next to its floor so both see the same machine state; each
-    round of operations swaps which of the two goes first."""
+    round of operations swaps which of the two goes first. On SQLite the bare store (its own
+    minimal schema, benchlib.bare) follows them."""
     runs = []
     for r in range(rounds):
         pair = ("statekeeper", "floor") if r % 2 == 0 else ("floor", "statekeeper")
         for durability in ("normal", "full"):
-            runs += [Job("ops", impl, "sqlite", durability, r) for impl in pair]
+            runs += [Job("ops", impl, "sqlite", durability, r) for impl in (*pair, "bare")]
         runs.append(Job("ops", "statekeeper_async", "sqlite", "normal", r))
         if langgraph:
             runs.append(Job("ops", "langgraph", "sqlite", "full", r))

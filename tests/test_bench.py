@@ -59,6 +59,31 @@ def test_quick_benchmark_runs_clean(tmp_path: Path, pg_admin: sa.Engine) -> None
     assert {r["engine"] for r in results["ops"] if r["impl"] == "statekeeper_async"} == engines
     assert [r["sessions"] for r in results["import_memory"]] == [500, 2_000]
     assert (tmp_path / "results.md").read_text().count("|") > 100
+    # The bare store (its own minimal schema) makes its operations at both levels, checked
+    # like the others, and statekeeper's median call is set against its own.
+    bare_ops = {
+        "create_session",
+        "save_phase_completion",
+        "load_context",
+        "get_session",
+        "get_session_history",
+    }
+    for durability in ("normal", "full"):
+        bare = {
+            r["op"]
+            for r in results["ops"]
+            if (r["impl"], r["engine"], r["durability"]) == ("bare", "sqlite", durability)
+        }
+        assert bare == bare_ops, durability
+    settings = {(r["durability"], r["setting"]) for r in results["runs"] if r["impl"] == "bare"}
+    assert settings == {("normal", "normal"), ("full", "full")}
+    compared = {
+        r["op"]
+        for r in results["ops"]
+        if r["impl"] == "statekeeper" and r["engine"] == "sqlite" and r["ratio_bare_p50"]
+    }
+    assert compared == bare_ops
+    assert "statekeeper p50 ÷ bare" in (tmp_path / "results.md").read_text()
 
 
 def test_quick_adapter_benchmark_runs_clean(tmp_path: Path, pg_admin: sa.Engine) -> None:

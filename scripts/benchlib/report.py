@@ -37,6 +37,7 @@ IMPL_NAMES = {
     "statekeeper": "statekeeper",
     "statekeeper_async": "statekeeper async",
     "floor": "floor",
+    "bare": "bare sqlite3",
     "langgraph": "LangGraph SqliteSaver",
     "agents": "Agents SQLiteSession",
 }
@@ -63,6 +64,7 @@ _COLORS = {
     "statekeeper": "#1f77b4",
     "statekeeper_async": "#9467bd",
     "floor": "#7f7f7f",
+    "bare": "#bcbd22",
     "langgraph": "#ff7f0e",
     "agents": "#2ca02c",
 }
@@ -92,12 +94,16 @@ def best_of_rounds(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def add_ratios(ops: list[dict[str, Any]], imports: list[dict[str, Any]]) -> None:
-    """Each record's speed relative to the floor of its engine and durability (same run)."""
+    """Each record's speed relative to the floor of its engine and durability (same run),
+    and its median call's relative to the bare store's, where that has the operation."""
     floors = {(r["engine"], r["durability"], r["op"]): r for r in ops if r["impl"] == "floor"}
+    bares = {(r["engine"], r["durability"], r["op"]): r for r in ops if r["impl"] == "bare"}
     for record in ops:
         floor = floors.get((record["engine"], record["durability"], record["op"]))
         record["ratio_ops"] = record["ops_per_s"] / floor["ops_per_s"] if floor else None
         record["ratio_p50"] = record["p50_us"] / floor["p50_us"] if floor else None
+        bare = bares.get((record["engine"], record["durability"], record["op"]))
+        record["ratio_bare_p50"] = record["p50_us"] / bare["p50_us"] if bare else None
     for record in imports:
         record["median_s"] = statistics.median(record["runs_s"]) if record["runs_s"] else None
         record["sessions_per_s"] = (
@@ -219,6 +225,38 @@ def headline(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
         cells.append(_x(record["ratio_ops"]) if record else "n/a")
     rows.append(["import_json", *cells])
     title = "ops/s as a fraction of the floor's (same run; 1.00x = as fast as hand-written SQL)"
+    return title, header, rows
+
+
+def bare_table(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+    """statekeeper's and the floor's median call against the bare store's (stdlib sqlite3 on
+    a minimal schema of its own), per operation it has, at each SQLite level measured."""
+    index = {(r["engine"], r["durability"], r["impl"], r["op"]): r for r in results["ops"]}
+    rows = []
+    for engine, durability, _title in GROUPS:
+        for op in OPS:
+            bare = index.get((engine, durability, "bare", op))
+            ours = index.get((engine, durability, "statekeeper", op))
+            if bare is None or ours is None:
+                continue
+            floor = index.get((engine, durability, "floor", op))
+            rows.append(
+                [
+                    durability.upper(),
+                    op,
+                    _n(ours["p50_us"]),
+                    _n(floor["p50_us"]) if floor else "",
+                    _n(bare["p50_us"]),
+                    _x(ours["p50_us"] / bare["p50_us"]),
+                    _x(floor["p50_us"] / bare["p50_us"]) if floor else "",
+                ]
+            )
+    header = ["synchronous", "operation", "statekeeper p50 µs", "floor p50 µs", "bare p50 µs"]
+    header += ["statekeeper p50 ÷ bare", "floor p50 ÷ bare"]
+    title = (
+        "statekeeper against a bare sqlite3 store on a minimal schema of its own (same run; "
+        "issue 13's target: the reads at NORMAL within 3x)"
+    )
     return title, header, rows
 
 
@@ -512,6 +550,9 @@ def import_memory_table(results: dict[str, Any]) -> tuple[str, list[str], list[l
 
 def all_tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     tables = [headline(results)] if results["ops"] else []
+    versus_bare = bare_table(results)
+    if versus_bare[2]:
+        tables.append(versus_bare)
     tables += op_tables(results)
     peers = peers_table(results)
     if peers[2]:
