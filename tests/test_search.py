@@ -267,13 +267,15 @@ def test_excerpts(text: str, words: list[str], expected: str) -> None:
     assert excerpt(text, words) == expected
 
 
-def _chat_index_exact(sm: StateManager) -> None:
-    """SQLite: the chat index holds exactly the stored messages (FTS5's own full check)."""
+def _indexes_exact(sm: StateManager) -> None:
+    """SQLite: the lazily filled indexes (chat, task, subject) hold exactly the stored rows
+    (FTS5's own full check); call after a search, which brings them up to date."""
     if sm.engine.dialect.name == "sqlite":
         with sm.engine.begin() as connection:
-            connection.exec_driver_sql(
-                "INSERT INTO search_chat(search_chat, rank) VALUES ('integrity-check', 1)"
-            )
+            for index in ("search_chat", "search_task", "search_subject"):
+                connection.exec_driver_sql(
+                    f"INSERT INTO {index}({index}, rank) VALUES ('integrity-check', 1)"
+                )
 
 
 def test_the_chat_index_stays_exact_through_deletes_and_reused_keys(sm: StateManager) -> None:
@@ -285,7 +287,7 @@ def test_the_chat_index_stays_exact_through_deletes_and_reused_keys(sm: StateMan
     for i in range(3):
         sm.add_chat_message(doomed, "assistant", f"bravo doomed {i}")
     assert _ids(sm, "bravo") == [doomed]
-    _chat_index_exact(sm)
+    _indexes_exact(sm)
     sm.delete_session(doomed)
     fresh = sm.create_session()
     for i in range(2):
@@ -293,11 +295,11 @@ def test_the_chat_index_stays_exact_through_deletes_and_reused_keys(sm: StateMan
     assert _ids(sm, "bravo") == []
     assert _ids(sm, "charlie") == [fresh]
     assert _ids(sm, "alpha") == [keep]
-    _chat_index_exact(sm)
+    _indexes_exact(sm)
     sm.add_chat_message(keep, "user", "delta later")
     sm.delete_session(keep)
     assert _ids(sm, "alpha") == [] and _ids(sm, "delta") == []
-    _chat_index_exact(sm)
+    _indexes_exact(sm)
 
 
 def test_search_in_a_block_sees_its_own_chat_and_a_rollback_unindexes_it(
@@ -319,7 +321,7 @@ def test_search_in_a_block_sees_its_own_chat_and_a_rollback_unindexes_it(
         abandoned()
     assert seen[0] == seen[1]  # the block's search saw its own message
     assert _ids(sm, "echo") == [sid]
-    _chat_index_exact(sm)
+    _indexes_exact(sm)
 
 
 def test_downgrade_indexes_pending_chat_and_upgrade_resumes(tmp_path: Path) -> None:
@@ -331,8 +333,66 @@ def test_downgrade_indexes_pending_chat_and_upgrade_resumes(tmp_path: Path) -> N
         assert _ids(sm, "foxtrot") == [sid]
         sm.add_chat_message(sid, "user", "golf pending")  # not indexed yet
         sm.downgrade_schema("0006")
-        _chat_index_exact(sm)
+        _indexes_exact(sm)
         sm.upgrade_schema()
         sm.add_chat_message(sid, "user", "hotel after")
         assert _ids(sm, "golf") == [sid] and _ids(sm, "hotel") == [sid]
-        _chat_index_exact(sm)
+        _indexes_exact(sm)
+
+
+def _pending(sm: StateManager) -> int:
+    """SQLite: sessions not yet in the task index (0 on PostgreSQL, which has no such lag)."""
+    if sm.engine.dialect.name != "sqlite":
+        return 0
+    with sm.engine.connect() as connection:
+        return int(
+            connection.exec_driver_sql(
+                "SELECT count(*) FROM sessions WHERE pk > (SELECT seq FROM search_task_indexed)"
+            ).scalar_one()
+        )
+
+
+def test_task_and_subject_are_indexed_by_the_next_search_and_stay_exact(
+    sm: StateManager, engine_name: str
+) -> None:
+    """A session's task and subject wait for the next search (revision 0009), which finds
+    them; updates and deletes, of indexed and of pending sessions, and keys SQLite hands out
+    again after the newest session is deleted, keep both indexes exact."""
+    kept = sm.create_session("Acme kilo", task="alpha kept")
+    assert _pending(sm) == (1 if engine_name == "sqlite" else 0)
+    assert _ids(sm, "alpha") == [kept] and _ids(sm, "kilo") == [kept]
+    assert _pending(sm) == 0
+    _indexes_exact(sm)
+    doomed = sm.create_session("Globex lima", task="bravo doomed")  # pending
+    sm.delete_session(doomed)
+    fresh = sm.create_session("Umbrella mike", task="charlie fresh")  # may reuse its key
+    assert _ids(sm, "bravo") == [] and _ids(sm, "lima") == []
+    assert _ids(sm, "charlie") == [fresh] and _ids(sm, "mike") == [fresh]
+    _indexes_exact(sm)
+    later = sm.create_session(task="delta pending")
+    for sid, task in ((kept, "echo indexed"), (later, "foxtrot pending")):
+        whole = sm.get_worktree_session(sid)
+        assert whole is not None
+        whole.task = task
+        sm.save_worktree_session(whole)
+    assert _ids(sm, "alpha") == [] and _ids(sm, "delta") == []
+    assert _ids(sm, "echo") == [kept] and _ids(sm, "foxtrot") == [later]
+    sm.delete_session(fresh)
+    assert _ids(sm, "charlie") == [] and _ids(sm, "mike") == []
+    _indexes_exact(sm)
+
+
+def test_downgrade_indexes_pending_sessions_and_upgrade_resumes(tmp_path: Path) -> None:
+    """Down to 0008 the eager triggers come back with every pending session indexed; up to
+    head again the marks start at the newest session."""
+    with StateManager(tmp_path / "state.db") as sm:
+        searched = sm.create_session("Hooli", task="golf searched")
+        assert _ids(sm, "golf") == [searched]
+        pending = sm.create_session("Initrode", task="hotel pending")
+        sm.downgrade_schema("0008")
+        _indexes_exact(sm)
+        sm.upgrade_schema()
+        after = sm.create_session(task="india after")
+        assert _ids(sm, "hotel") == [pending] and _ids(sm, "initrode") == [pending]
+        assert _ids(sm, "india") == [after]
+        _indexes_exact(sm)

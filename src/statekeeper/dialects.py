@@ -194,18 +194,27 @@ def search_statement(dialect: str, words: list[str], limit: int) -> tuple[str, d
     return sql, params
 
 
-def _lazy_index(table: str, search: str) -> tuple[str, tuple[str, str]]:
-    """SQLite statements of an index filled in batches (revisions 0005 and 0007): whether rows
-    were added since it was last brought up to date; index them in one batch, move the mark."""
+def _lazy_index(
+    table: str, search: str, key: str = "seq", column: str = "content"
+) -> tuple[str, tuple[str, str]]:
+    """SQLite statements of an index filled in batches (revisions 0005, 0007, 0009): whether
+    rows were added since it was last brought up to date (a boolean SQL expression); index
+    them in one batch, move the mark."""
     mark = f"{search}_indexed"
-    behind = f"SELECT (SELECT max(seq) FROM {table}) > (SELECT seq FROM {mark})"
+    behind = f"(SELECT max({key}) FROM {table}) > (SELECT seq FROM {mark})"
     catch_up = (
-        f"INSERT INTO {search}(rowid, content) SELECT seq, content FROM {table} "
-        f"WHERE seq > (SELECT seq FROM {mark}) ORDER BY seq",
-        f"UPDATE {mark} SET seq = (SELECT max(seq) FROM {table}) "
-        f"WHERE seq < (SELECT max(seq) FROM {table})",
+        f"INSERT INTO {search}(rowid, {column}) SELECT {key}, {column} FROM {table} "
+        f"WHERE {key} > (SELECT seq FROM {mark}) ORDER BY {key}",
+        f"UPDATE {mark} SET seq = (SELECT max({key}) FROM {table}) "
+        f"WHERE seq < (SELECT max({key}) FROM {table})",
     )
     return behind, catch_up
+
+
+def _lazy_indexes(*indexes: tuple[str, tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
+    """One check and one batch for several lazily filled indexes."""
+    behind = " OR ".join(f"coalesce({check}, 0)" for check, _ in indexes)
+    return f"SELECT {behind}", tuple(sql for _, statements in indexes for sql in statements)
 
 
 _TALLIES = ", ".join(TALLY_COLUMNS)
@@ -228,10 +237,14 @@ TALLY_FOLD: Mapping[str, tuple[str, ...]] = {
 """Fold the session tally's rows into one (revision 0008), keeping every sum."""
 
 LAZY_INDEXES = {
-    "events": _lazy_index("events", "search_events"),
-    "chat": _lazy_index("chat_messages", "search_chat"),
+    "events": _lazy_indexes(_lazy_index("events", "search_events")),
+    "sessions": _lazy_indexes(
+        _lazy_index("chat_messages", "search_chat"),
+        _lazy_index("sessions", "search_task", "pk", "task"),
+        _lazy_index("sessions", "search_subject", "pk", "subject"),
+    ),
 }
-"""SQLite: the full-text indexes searches bring up to date first, by what they index."""
+"""SQLite: the full-text indexes a search brings up to date first, by what it searches."""
 
 
 def event_search_statement(

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -42,6 +43,11 @@ if TYPE_CHECKING:
 _OWNED = "all, delete-orphan"
 
 __all__ = ["ContextRow", "PhaseRow", "SessionRow", "WorkspaceRow"]
+
+
+def _only(condition: str) -> dict[str, Any]:
+    """A partial index's condition on both engines: rows outside it cost a write nothing."""
+    return {"sqlite_where": text(condition), "postgresql_where": text(condition)}
 
 
 class WorkspaceRow(Base):
@@ -78,9 +84,20 @@ class SessionRow(Base):
         Index("ix_sessions_created_at_id", "created_at", "id"),
         Index("ix_sessions_status_created_at", "status", "created_at", "id"),
         Index("ix_sessions_kind_created_at", "kind", "created_at", "id"),
-        Index("ix_sessions_workspace_id_created_at", "workspace_id", "created_at", "id"),
-        # Retention finds terminal sessions by completion time.
-        Index("ix_sessions_status_completed_at", "status", "completed_at"),
+        Index(
+            "ix_sessions_workspace_id_created_at",
+            "workspace_id",
+            "created_at",
+            "id",
+            **_only("workspace_id IS NOT NULL"),
+        ),
+        # Retention finds terminal sessions by completion time; a running one is not in it.
+        Index(
+            "ix_sessions_status_completed_at",
+            "status",
+            "completed_at",
+            **_only("completed_at IS NOT NULL"),
+        ),
     )
 
     # A stable integer key: full-text indexes point at rows by it (VACUUM may renumber rowids

@@ -69,8 +69,8 @@ def terms_of(query: str, dialect: str) -> list[str]:
 
 
 def index_behind(uow: UnitOfWork, source: str) -> bool:
-    """Whether `source`'s SQLite index ("events", "chat") lacks rows added since it was last
-    brought up to date; PostgreSQL's indexes never do."""
+    """Whether `source`'s SQLite indexes ("events"; "sessions": chat, task and subject) lack
+    rows added since they were last brought up to date; PostgreSQL's indexes never do."""
     if uow.dialect.name != "sqlite":
         return False
     return bool(uow.scalar(sa.text(LAZY_INDEXES[source][0])))

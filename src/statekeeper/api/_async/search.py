@@ -19,6 +19,6 @@ class AsyncSearchAPI(AsyncManagerBase):
         if not isinstance(query, str):
             raise InvalidInput("query", f"expected a string, got {type(query).__name__}")
         size = positive(limit, "limit")
-        if await self._db.run(lambda uow: search.index_behind(uow, "chat"), write=False):
-            await self._db.run(lambda uow: search.index_pending(uow, "chat"), write=True)
+        if await self._db.run(lambda uow: search.index_behind(uow, "sessions"), write=False):
+            await self._db.run(lambda uow: search.index_pending(uow, "sessions"), write=True)
         return await self._db.run(lambda uow: search.search(uow, query, size), write=False)

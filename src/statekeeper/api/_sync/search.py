@@ -20,6 +20,6 @@ class SearchAPI(ManagerBase):
         if not isinstance(query, str):
             raise InvalidInput("query", f"expected a string, got {type(query).__name__}")
         size = positive(limit, "limit")
-        if self._db.run(lambda uow: search.index_behind(uow, "chat"), write=False):
-            self._db.run(lambda uow: search.index_pending(uow, "chat"), write=True)
+        if self._db.run(lambda uow: search.index_behind(uow, "sessions"), write=False):
+            self._db.run(lambda uow: search.index_pending(uow, "sessions"), write=True)
         return self._db.run(lambda uow: search.search(uow, query, size), write=False)
