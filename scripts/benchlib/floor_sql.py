@@ -179,6 +179,7 @@ _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 _SENTINEL = "zzs{}zz"  # a word that fills in for the i-th word of a query
 MAX_WORDS = 16
 
+_BEHIND, _CATCH_UP = "behind", "catch up "
 SearchTemplate = tuple[str, dict[str, Any]]
 """statekeeper's search SQL for some number of words, and its parameters with sentinels."""
 
@@ -221,7 +222,25 @@ def search_templates(dialect: str) -> dict[str, SearchTemplate]:
             # psycopg: :name -> %(name)s; '::regconfig' casts are left alone by the lookbehind.
             text = _NAMED.sub(r"%(\1)s", text.replace("%", "%%"))
         templates[str(count)] = (text, params)
+    if dialect == "sqlite":
+        # A search first indexes what was added since the last one (revisions 0007, 0009).
+        from statekeeper.dialects import LAZY_INDEXES
+
+        behind, catch_up = LAZY_INDEXES["sessions"]
+        templates[_BEHIND] = (behind, {})
+        templates.update({f"{_CATCH_UP}{i}": (text, {}) for i, text in enumerate(catch_up)})
     return templates
+
+
+def lazy_index_sql(templates: dict[str, SearchTemplate]) -> tuple[str, list[str]] | None:
+    """SQLite: whether the full-text indexes lag (a statement), and the statements that
+    bring them up to date, in order; None on PostgreSQL."""
+    if _BEHIND not in templates:
+        return None
+    catch_up: list[str] = []
+    while f"{_CATCH_UP}{len(catch_up)}" in templates:
+        catch_up.append(templates[f"{_CATCH_UP}{len(catch_up)}"][0])
+    return templates[_BEHIND][0], catch_up
 
 
 def search_sql(templates: dict[str, SearchTemplate], query: str) -> SearchTemplate | None:

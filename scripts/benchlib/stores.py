@@ -18,7 +18,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from benchlib.floor_sql import PRAGMAS, STATEMENTS, SearchTemplate, search_sql, sql
+from benchlib.floor_sql import (
+    PRAGMAS,
+    STATEMENTS,
+    SearchTemplate,
+    lazy_index_sql,
+    search_sql,
+    sql,
+)
 from benchlib.workload import (
     AGENT_STATUS,
     CHAT_LIMIT,
@@ -588,6 +595,14 @@ class FloorStore(Store):
         statement = search_sql(self.search, query)
         if statement is None:
             return []
+        lazy = lazy_index_sql(self.search)
+        if lazy is not None:  # as statekeeper does: index what was added since, then search
+            behind, catch_up = lazy
+            if self.cur.execute(behind).fetchone()[0]:
+                self._begin(True)
+                for text in catch_up:
+                    self.cur.execute(text)
+                self._commit()
         self._begin(False)
         rows = self.cur.execute(*statement).fetchall()
         self._commit()
