@@ -124,11 +124,17 @@ def _level(driver: Any) -> str | None:
 
 
 def _roll_back(driver: Any) -> None:
-    """End a failed transaction; a connection that cannot is closed, so never parked."""
+    """End a failed transaction; a connection that cannot is closed, so never parked.
+
+    psycopg's `rollback()`, not a ROLLBACK statement: it also forgets the statements psycopg
+    prepared on the connection, and deallocates them. A statement it began to prepare in a
+    batch that an earlier failure aborted was never prepared, but psycopg took it as done;
+    a ROLLBACK sent as a statement only makes psycopg forget them the first time it runs.
+    """
     if _idle(driver):
         return
     try:
-        driver.execute("ROLLBACK")
+        driver.rollback()
     except Exception:  # the original error is the one to report
         driver.close()
 
@@ -178,6 +184,9 @@ class AwaitedConnection:
 
     def execute(self, sql: str) -> _AwaitedCursor:
         return _AwaitedCursor(await_(self._connection.execute(sql)))
+
+    def rollback(self) -> None:
+        await_(self._connection.rollback())
 
     def pipeline(self) -> _AwaitedPipeline:
         return _AwaitedPipeline(self._connection.pipeline())
