@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -86,6 +87,36 @@ def test_concurrent_tasks_on_one_manager_lose_nothing(store_url: str) -> None:
         assert (await am.integrity_check()).ok
 
     run(store_url, test)
+
+
+def test_direct_calls_on_a_sqlite_file_run_in_worker_threads(tmp_path: Path) -> None:
+    """The hot calls take one hop to a thread on the sqlite3 driver, not one aiosqlite hop
+    per statement: the async engine's pool is never checked out for them."""
+    checkouts: list[int] = []
+    connected_in: set[int] = set()
+
+    async def worker(am: AsyncStateManager, n: int) -> None:
+        sid = await am.create_session(f"task {n}", session_id=f"s{n}")
+        await am.save_phase_completion(sid, "p", {"n": n}, 1, "0.01")
+        await am.save_context(sid, {"n": n})
+        await am.add_chat_message(sid, "user", "hi")
+        context = await am.load_context(sid)
+        assert context is not None and context.data == {"n": n}
+
+    async def test(am: AsyncStateManager) -> None:
+        threaded = am._db._threaded
+        assert threaded is not None
+        sa.event.listen(am.engine.sync_engine.pool, "checkout", lambda *_: checkouts.append(1))
+        sa.event.listen(
+            threaded.engine, "connect", lambda *_: connected_in.add(threading.get_ident())
+        )
+        await asyncio.gather(*(worker(am, n) for n in range(8)))
+        assert checkouts == []
+        assert connected_in and threading.get_ident() not in connected_in
+        assert am._db.fallbacks == 0
+        assert await am.get_total_sessions() == 8
+
+    run(str(tmp_path / "threads.db"), test)
 
 
 def test_two_async_writers_on_sqlite_queue_behind_begin_immediate(tmp_path: Path) -> None:

@@ -334,7 +334,7 @@ class Database:
             try:
                 if self.dialect == "postgresql":
                     return self._run_on_server(fn, write=write, changed=changed)
-                return self._run_on_driver(fn, write=write, changed=changed)
+                return self.run_on_driver(fn, write=write, changed=changed)
             except NeedsConnection:
                 self.fallbacks += 1  # a statement only SQLAlchemy can run: a wrong marker
                 changed.clear()
@@ -369,11 +369,13 @@ class Database:
             pooled.invalidate()
         self._parked.give_back(pooled, clean=usable)
 
-    def _run_on_driver(self, fn: Work[T], *, write: bool, changed: set[str]) -> T:
+    def run_on_driver(self, fn: Work[T], *, write: bool, changed: set[str]) -> T:
         """A SQLite transaction on a driver connection, without SQLAlchemy's Connection.
 
         SQLAlchemy's connect, begin and commit cost about 17 µs a call; a parked connection
         and the driver's own BEGIN and COMMIT about 2 µs. Writers still BEGIN IMMEDIATE.
+        Raises NeedsConnection, having rolled back, for a statement only SQLAlchemy can run.
+        The async manager calls it from worker threads (asyncdb.py).
         """
         dialect = self.engine.dialect
         begin = "BEGIN IMMEDIATE" if write else "BEGIN"

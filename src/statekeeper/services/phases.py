@@ -116,7 +116,7 @@ def save_context(uow: UnitOfWork, session_id: str, data: Any) -> None:
     sessions_service.lock(uow, session_id)
     now = utcnow()
     write_context(uow, session_id, data, now)
-    uow.execute(sessions_q.update(session_id, updated_at=now))
+    uow.execute(sessions_q.SET, {"sid": session_id, "updated_at": now})
 
 
 def write_context(uow: UnitOfWork, session_id: str, data: Any, now: datetime) -> None:

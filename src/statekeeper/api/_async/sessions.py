@@ -209,7 +209,9 @@ class AsyncSessionsAPI(AsyncManagerBase):
     async def save_context(self, session_id: str, data: dict[str, Any]) -> None:
         """Replace the session's workflow context (a JSON object)."""
         context = json_object(data, "data", limit=self._store.max_value_bytes)
-        await self._db.run(lambda uow: phases.save_context(uow, session_id, context), write=True)
+        await self._db.run(
+            lambda uow: phases.save_context(uow, session_id, context), write=True, direct=True
+        )
 
     async def load_context(self, session_id: str) -> WorkflowContext | None:
         """The saved context with last completed phase and cost so far; None if never saved."""

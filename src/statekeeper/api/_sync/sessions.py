@@ -208,7 +208,9 @@ class SessionsAPI(ManagerBase):
     def save_context(self, session_id: str, data: dict[str, Any]) -> None:
         """Replace the session's workflow context (a JSON object)."""
         context = json_object(data, "data", limit=self._store.max_value_bytes)
-        self._db.run(lambda uow: phases.save_context(uow, session_id, context), write=True)
+        self._db.run(
+            lambda uow: phases.save_context(uow, session_id, context), write=True, direct=True
+        )
 
     def load_context(self, session_id: str) -> WorkflowContext | None:
         """The saved context with last completed phase and cost so far; None if never saved."""
