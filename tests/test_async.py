@@ -24,6 +24,7 @@ from statekeeper import (
     ReadOnlyError,
     SchemaOutOfDate,
     SessionNotFound,
+    StorageBusy,
 )
 from statekeeper.models import PhaseRow, SessionRow
 
@@ -117,6 +118,26 @@ def test_direct_calls_on_a_sqlite_file_run_in_worker_threads(tmp_path: Path) -> 
         assert await am.get_total_sessions() == 8
 
     run(str(tmp_path / "threads.db"), test)
+
+
+def test_worker_thread_writes_take_the_processs_write_turns(tmp_path: Path) -> None:
+    async def test(am: AsyncStateManager) -> None:
+        threaded = am._db._threaded
+        assert threaded is not None and threaded._turns is not None
+        threaded._turns.take()  # as a write of another thread, still running
+        try:
+            with pytest.raises(StorageBusy, match="other writers in this process"):
+                await am.create_session("waits")
+        finally:
+            threaded._turns.give_up()
+        assert await am.get_total_sessions() == 0
+        await am.create_session("its turn")
+
+    async def main() -> None:
+        async with AsyncStateManager(tmp_path / "turns.db", busy_timeout_ms=50) as am:
+            await test(am)
+
+    asyncio.run(main())
 
 
 def test_two_async_writers_on_sqlite_queue_behind_begin_immediate(tmp_path: Path) -> None:

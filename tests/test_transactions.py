@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import multiprocessing
+import os
 import sqlite3
 import threading
 import time
@@ -167,6 +168,45 @@ def test_sqlite_lock_held_too_long_raises_storage_busy(tmp_path: Path) -> None:
         assert sm.get_completed_phases(sid) == []
         sm.save_phase_completion(sid, "p", {}, 1, "1")
         assert sm.is_phase_completed(sid, "p")
+
+
+def test_sqlite_writers_of_one_process_wait_for_their_turn_then_are_told_busy(
+    tmp_path: Path,
+) -> None:
+    with StateManager(tmp_path / "turns.db", busy_timeout_ms=50) as sm:
+        sid = sm.create_session()
+        turns = sm._db._turns
+        assert turns is not None
+        turns.take()  # as another thread's write, still running
+        try:
+            with pytest.raises(StorageBusy, match="other writers in this process"):
+                sm.save_phase_completion(sid, "p", {}, 1, "1")
+            assert sm.get_completed_phases(sid) == []  # and reads never wait for a turn
+        finally:
+            turns.give_up()
+        sm.save_phase_completion(sid, "p", {}, 1, "1")
+        assert sm.is_phase_completed(sid, "p")
+
+
+def test_a_forked_child_does_not_wait_for_a_parent_threads_turn(tmp_path: Path) -> None:
+    with StateManager(tmp_path / "fork.db", busy_timeout_ms=200) as sm:
+        turns = sm._db._turns
+        assert turns is not None
+        turns.take()
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child reports by its exit code
+                code = 1
+                try:
+                    sm.create_session(session_id="child")
+                    code = 0
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+        finally:
+            turns.give_up()
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert sm.get_session("child") is not None
 
 
 @dataclass(frozen=True)

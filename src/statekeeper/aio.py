@@ -77,7 +77,10 @@ class AsyncStateManager(
             on_open = partial(migrate.ensure_schema, auto_migrate=auto_migrate)
         threaded = None
         if self.url.get_backend_name() == "sqlite" and not is_memory(self.url):
-            threaded = Database(build_engine(create_engine, self.url, settings))
+            threaded = Database(
+                build_engine(create_engine, self.url, settings),
+                busy_timeout_ms=settings.busy_timeout_ms,
+            )
         self._db = AsyncDatabase(engine, self.url, settings, on_open=on_open, threaded=threaded)
         mirror = mirror_directory(legacy_mirror)
         if mirror is not None:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
 
 from statekeeper.config import WRITE_OPTION, driver_sql
-from statekeeper.errors import ReadOnlyError
+from statekeeper.errors import ReadOnlyError, StorageBusy
 from statekeeper.executor import (
     NeedsConnection,
     PlanCache,
@@ -278,14 +278,47 @@ def _after_fork(database: weakref.ReferenceType[Database]) -> None:
     if alive is not None:
         alive._parked.forget()
         alive.engine.dispose(close=False)
+        if alive._turns is not None:
+            alive._turns = WriteTurns(alive._turns.timeout_ms)  # a parent thread's turn is gone
+
+
+class WriteTurns:
+    """SQLite: the writers of one process take turns on a mutex before their BEGIN IMMEDIATE.
+
+    SQLite's busy handler polls with growing sleeps, so a waiting writer loses the lock again
+    and again to the thread that just released it: with 8 threads on one store, one made
+    1,022 calls while another made 2, and calls waited up to 3.3 s of the 5 s timeout. Woken
+    in turn from a mutex, the slowest call took 23-36 ms, at 0.90-0.95x the throughput
+    (scripts/writers.py). Other processes, and `transaction()` blocks, still meet at SQLite's
+    lock; a writer waits for its turn at most `busy_timeout_ms`, then gets StorageBusy.
+    """
+
+    def __init__(self, timeout_ms: int) -> None:
+        self.timeout_ms = timeout_ms
+        self._mutex = threading.Lock()
+
+    def take(self) -> None:
+        """Wait for this process's other writers; StorageBusy after the busy timeout."""
+        if not self._mutex.acquire(timeout=self.timeout_ms / 1000):
+            raise StorageBusy(
+                f"database stayed busy: other writers in this process held it for "
+                f"{self.timeout_ms} ms (busy_timeout_ms)"
+            )
+
+    def give_up(self) -> None:
+        """Let the next writer in."""
+        self._mutex.release()
 
 
 class Database:
     """An Engine plus the connection scope and unit of work of one StateManager."""
 
-    def __init__(self, engine: Engine, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, engine: Engine, retry: RetryPolicy | None = None, *, busy_timeout_ms: int = 5_000
+    ) -> None:
         self.engine = engine
         self.retry = retry or RetryPolicy()
+        self._turns = WriteTurns(busy_timeout_ms) if engine.dialect.name == "sqlite" else None
         # Views of the one engine (same pool) that tag their connections as writers or not,
         # prebuilt so a unit of work sets no options per call.
         self._engines = {
@@ -338,8 +371,15 @@ class Database:
             except NeedsConnection:
                 self.fallbacks += 1  # a statement only SQLAlchemy can run: a wrong marker
                 changed.clear()
-        with self._engines[write].connect() as connection:
-            return run_transaction(connection, self._plans, fn, changed, write=write)
+        turns = self._turns if write else None
+        if turns is not None:
+            turns.take()
+        try:
+            with self._engines[write].connect() as connection:
+                return run_transaction(connection, self._plans, fn, changed, write=write)
+        finally:
+            if turns is not None:
+                turns.give_up()
 
     def _run_on_server(self, fn: Work[T], *, write: bool, changed: set[str]) -> T:
         """A PostgreSQL unit of work on a parked psycopg connection (pipeline.py)."""
@@ -379,8 +419,16 @@ class Database:
         """
         dialect = self.engine.dialect
         begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-        with driver_errors(dialect, "connect"):
-            pooled = self._parked.take()
+        turns = self._turns if write else None
+        if turns is not None:
+            turns.take()
+        try:
+            with driver_errors(dialect, "connect"):
+                pooled = self._parked.take()
+        except BaseException:
+            if turns is not None:
+                turns.give_up()
+            raise
         clean = False
         try:
             driver = pooled.dbapi_connection
@@ -401,6 +449,8 @@ class Database:
             return result
         finally:
             self._parked.give_back(pooled, clean=clean)
+            if turns is not None:
+                turns.give_up()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

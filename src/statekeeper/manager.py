@@ -76,7 +76,10 @@ class StateManager(
     ) -> None:
         self._store = store_options(namespace, max_snapshots, compress_threshold, max_value_bytes)
         self.url, settings = open_store(url, synchronous, busy_timeout_ms, engine_options, schema)
-        self._db = Database(build_engine(create_engine, self.url, settings))
+        self._db = Database(
+            build_engine(create_engine, self.url, settings),
+            busy_timeout_ms=settings.busy_timeout_ms,
+        )
         mirror = mirror_directory(legacy_mirror)
         if mirror is not None:
             self._db.on_commit = LegacyMirror(self._db, mirror)
