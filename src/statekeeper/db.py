@@ -31,11 +31,11 @@ from sqlalchemy.pool import PoolProxiedConnection
 from statekeeper.config import WRITE_OPTION, driver_sql
 from statekeeper.errors import ReadOnlyError, StorageBusy
 from statekeeper.executor import (
+    DriverErrors,
     NeedsConnection,
     PlanCache,
     Reconnect,
     UnitOfWork,
-    driver_errors,
 )
 from statekeeper.pipeline import read_committed, release, run_on_server
 from statekeeper.translate import is_transient, translate_error
@@ -287,10 +287,11 @@ class WriteTurns:
 
     SQLite's busy handler polls with growing sleeps, so a waiting writer loses the lock again
     and again to the thread that just released it: with 8 threads on one store, one made
-    1,022 calls while another made 2, and calls waited up to 3.3 s of the 5 s timeout. Woken
-    in turn from a mutex, the slowest call took 23-36 ms, at 0.90-0.95x the throughput
-    (scripts/writers.py). Other processes, and `transaction()` blocks, still meet at SQLite's
-    lock; a writer waits for its turn at most `busy_timeout_ms`, then gets StorageBusy.
+    1,217 calls while another made 1, and the slowest call waited 1.6-2.4 s of the 5 s
+    timeout. Taking turns, the slowest took 28-31 ms, at 0.89-0.91x the throughput at FULL
+    and 0.77x at NORMAL (scripts/writers.py; docs/benchmarks.md). Other processes, and
+    `transaction()` blocks, still meet at SQLite's lock; a writer waits for its turn at most
+    `busy_timeout_ms`, then gets StorageBusy.
     """
 
     def __init__(self, timeout_ms: int) -> None:
@@ -383,7 +384,7 @@ class Database:
 
     def _run_on_server(self, fn: Work[T], *, write: bool, changed: set[str]) -> T:
         """A PostgreSQL unit of work on a parked psycopg connection (pipeline.py)."""
-        with driver_errors(self.engine.dialect, "connect"):
+        with DriverErrors(self.engine.dialect, "connect"):
             pooled = self._parked.take()
         driver = pooled.dbapi_connection
         try:
@@ -423,7 +424,7 @@ class Database:
         if turns is not None:
             turns.take()
         try:
-            with driver_errors(dialect, "connect"):
+            with DriverErrors(dialect, "connect"):
                 pooled = self._parked.take()
         except BaseException:
             if turns is not None:
@@ -432,7 +433,7 @@ class Database:
         clean = False
         try:
             driver = pooled.dbapi_connection
-            with driver_errors(dialect, begin):
+            with DriverErrors(dialect, begin):
                 driver.execute(begin)  # type: ignore[union-attr]
             uow = UnitOfWork(dialect, self._plans, driver=driver, changed=changed)
             try:
@@ -443,7 +444,7 @@ class Database:
                 if isinstance(exc, sa.exc.IntegrityError):
                     uow.reject(exc)
                 raise
-            with driver_errors(dialect, "COMMIT"):
+            with DriverErrors(dialect, "COMMIT"):
                 driver.commit()  # type: ignore[union-attr]
             clean = True
             return result

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from statekeeper.executor import PlanCache, Reconnect, UnitOfWork, driver_errors
+from statekeeper.executor import DriverErrors, PlanCache, Reconnect, UnitOfWork
 from statekeeper.sa_internals import await_
 
 __all__ = ["AwaitedConnection", "read_committed", "release", "run_on_server"]
@@ -83,7 +83,7 @@ def _in_transaction(
     uow: UnitOfWork | None = None
     begin = commit = None
     try:
-        with driver_errors(dialect, "COMMIT"), driver.pipeline() as pipeline:
+        with DriverErrors(dialect, "COMMIT"), driver.pipeline() as pipeline:
             begin = driver.execute(_begin(driver))
             uow = UnitOfWork(dialect, plans, driver=driver, pipeline=pipeline, changed=changed)
             result = fn(uow)
