@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
@@ -211,10 +210,7 @@ def bare_problems(path: Path, plan: Plan) -> list[str]:
             count = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             if count != rows:
                 problems.append(f"{table}: {count} rows, not {rows}")
-        tokens: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for p in plan.phases:
-            tokens[p.session_id][0] += p.tokens_in
-            tokens[p.session_id][1] += p.tokens_out
+        tokens = plan.expected_tokens()
         for sid, cost, tokens_in, tokens_out in connection.execute(
             "SELECT id, cost_usd, tokens_in, tokens_out FROM sessions"
         ):

@@ -227,10 +227,7 @@ def ops_problems(engine: str, target: str, plan: Plan) -> list[str]:
         for table, rows in wanted.items():
             if count(table) != rows:
                 problems.append(f"{table}: {count(table)} rows, not {rows}")
-        tokens: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for p in plan.phases:
-            tokens[p.session_id][0] += p.tokens_in
-            tokens[p.session_id][1] += p.tokens_out
+        tokens = plan.expected_tokens()
         for sid, cost, tokens_in, tokens_out in connection.execute(
             "SELECT id, cost_usd, tokens_in, tokens_out FROM sessions"
         ):

@@ -160,6 +160,14 @@ class Plan:
     """The agent each create_snapshot call snapshots."""
     expected_cost: dict[str, Decimal] = field(default_factory=dict)
 
+    def expected_tokens(self) -> dict[str, list[int]]:
+        """Each session's [tokens_in, tokens_out] once every phase of the plan is saved."""
+        tokens: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for p in self.phases:
+            tokens[p.session_id][0] += p.tokens_in
+            tokens[p.session_id][1] += p.tokens_out
+        return tokens
+
     def args(self, op: str) -> list[Any]:
         """The argument of each call of one operation, in order."""
         if op == "create_session":
