@@ -26,10 +26,9 @@ from statekeeper.api._async.tasks import AsyncTasksAPI
 from statekeeper.api._async.worktree import AsyncWorktreeAPI
 from statekeeper.api.base import DEFAULT_MAX_VALUE_BYTES, PathLike, store_options
 from statekeeper.asyncdb import AsyncDatabase
-from statekeeper.config import create_async_engine, create_engine, is_memory
-from statekeeper.db import Database
+from statekeeper.config import create_async_engine, is_memory
 from statekeeper.importers._async.exporter import AsyncLegacyMirror
-from statekeeper.opening import build_engine, mirror_directory, open_store
+from statekeeper.opening import build_engine, mirror_directory, open_database, open_store
 
 __all__ = ["AsyncStateManager"]
 
@@ -77,10 +76,7 @@ class AsyncStateManager(
             on_open = partial(migrate.ensure_schema, auto_migrate=auto_migrate)
         threaded = None
         if self.url.get_backend_name() == "sqlite" and not is_memory(self.url):
-            threaded = Database(
-                build_engine(create_engine, self.url, settings),
-                busy_timeout_ms=settings.busy_timeout_ms,
-            )
+            threaded = open_database(self.url, settings)
         self._db = AsyncDatabase(engine, self.url, settings, on_open=on_open, threaded=threaded)
         mirror = mirror_directory(legacy_mirror)
         if mirror is not None:

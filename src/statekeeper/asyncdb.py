@@ -142,7 +142,7 @@ class AsyncDatabase:
             self.fallbacks += 1
             changed.clear()
         async with self._engines[write].connect() as connection:
-            return await connection.run_sync(run_transaction, self._plans, fn, changed, write=write)
+            return await self._attempt(connection, fn, write, False, changed)
 
     async def _attempt(
         self, connection: AsyncConnection, fn: Work[T], write: bool, direct: bool, changed: set[str]

@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -282,6 +282,10 @@ def _after_fork(database: weakref.ReferenceType[Database]) -> None:
             alive._turns = WriteTurns(alive._turns.timeout_ms)  # a parent thread's turn is gone
 
 
+_NO_TURN = nullcontext()
+"""What readers, and writers on PostgreSQL, enter instead of a WriteTurns."""
+
+
 class WriteTurns:
     """SQLite: the writers of one process take turns on a mutex before their BEGIN IMMEDIATE.
 
@@ -309,6 +313,12 @@ class WriteTurns:
     def give_up(self) -> None:
         """Let the next writer in."""
         self._mutex.release()
+
+    def __enter__(self) -> None:
+        self.take()
+
+    def __exit__(self, *exc: object) -> None:
+        self.give_up()
 
 
 class Database:
@@ -372,15 +382,12 @@ class Database:
             except NeedsConnection:
                 self.fallbacks += 1  # a statement only SQLAlchemy can run: a wrong marker
                 changed.clear()
-        turns = self._turns if write else None
-        if turns is not None:
-            turns.take()
-        try:
-            with self._engines[write].connect() as connection:
-                return run_transaction(connection, self._plans, fn, changed, write=write)
-        finally:
-            if turns is not None:
-                turns.give_up()
+        with self._turn(write), self._engines[write].connect() as connection:
+            return run_transaction(connection, self._plans, fn, changed, write=write)
+
+    def _turn(self, write: bool) -> AbstractContextManager[None]:
+        """A writer's turn on SQLite (WriteTurns); readers, and PostgreSQL, take none."""
+        return self._turns if write and self._turns is not None else _NO_TURN
 
     def _run_on_server(self, fn: Work[T], *, write: bool, changed: set[str]) -> T:
         """A PostgreSQL unit of work on a parked psycopg connection (pipeline.py)."""
@@ -420,38 +427,29 @@ class Database:
         """
         dialect = self.engine.dialect
         begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-        turns = self._turns if write else None
-        if turns is not None:
-            turns.take()
-        try:
+        with self._turn(write):
             with DriverErrors(dialect, "connect"):
                 pooled = self._parked.take()
-        except BaseException:
-            if turns is not None:
-                turns.give_up()
-            raise
-        clean = False
-        try:
-            driver = pooled.dbapi_connection
-            with DriverErrors(dialect, begin):
-                driver.execute(begin)  # type: ignore[union-attr]
-            uow = UnitOfWork(dialect, self._plans, driver=driver, changed=changed)
+            clean = False
             try:
-                result = fn(uow)
-            except BaseException as exc:
-                driver.rollback()  # type: ignore[union-attr]
+                driver = pooled.dbapi_connection
+                with DriverErrors(dialect, begin):
+                    driver.execute(begin)  # type: ignore[union-attr]
+                uow = UnitOfWork(dialect, self._plans, driver=driver, changed=changed)
+                try:
+                    result = fn(uow)
+                except BaseException as exc:
+                    driver.rollback()  # type: ignore[union-attr]
+                    clean = True
+                    if isinstance(exc, sa.exc.IntegrityError):
+                        uow.reject(exc)
+                    raise
+                with DriverErrors(dialect, "COMMIT"):
+                    driver.commit()  # type: ignore[union-attr]
                 clean = True
-                if isinstance(exc, sa.exc.IntegrityError):
-                    uow.reject(exc)
-                raise
-            with DriverErrors(dialect, "COMMIT"):
-                driver.commit()  # type: ignore[union-attr]
-            clean = True
-            return result
-        finally:
-            self._parked.give_back(pooled, clean=clean)
-            if turns is not None:
-                turns.give_up()
+                return result
+            finally:
+                self._parked.give_back(pooled, clean=clean)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

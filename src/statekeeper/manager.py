@@ -20,10 +20,8 @@ from statekeeper.api._sync.snapshots import SnapshotsAPI
 from statekeeper.api._sync.tasks import TasksAPI
 from statekeeper.api._sync.worktree import WorktreeAPI
 from statekeeper.api.base import DEFAULT_MAX_VALUE_BYTES, PathLike, store_options
-from statekeeper.config import create_engine
-from statekeeper.db import Database
 from statekeeper.importers._sync.exporter import LegacyMirror
-from statekeeper.opening import build_engine, mirror_directory, open_store
+from statekeeper.opening import mirror_directory, open_database, open_store
 
 __all__ = ["StateManager"]
 
@@ -76,10 +74,7 @@ class StateManager(
     ) -> None:
         self._store = store_options(namespace, max_snapshots, compress_threshold, max_value_bytes)
         self.url, settings = open_store(url, synchronous, busy_timeout_ms, engine_options, schema)
-        self._db = Database(
-            build_engine(create_engine, self.url, settings),
-            busy_timeout_ms=settings.busy_timeout_ms,
-        )
+        self._db = open_database(self.url, settings)
         mirror = mirror_directory(legacy_mirror)
         if mirror is not None:
             self._db.on_commit = LegacyMirror(self._db, mirror)

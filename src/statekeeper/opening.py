@@ -11,11 +11,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from statekeeper.api.base import PathLike
-from statekeeper.config import Settings, resolve_schema, resolve_url
+from statekeeper.config import Settings, create_engine, resolve_schema, resolve_url
+from statekeeper.db import Database
 from statekeeper.errors import InvalidInput, StorageError
 from statekeeper.values import check_non_negative_int
 
-__all__ = ["ENV_LEGACY_MIRROR", "build_engine", "mirror_directory", "open_store"]
+__all__ = [
+    "ENV_LEGACY_MIRROR",
+    "build_engine",
+    "mirror_directory",
+    "open_database",
+    "open_store",
+]
 
 ENV_LEGACY_MIRROR = "STATEKEEPER_LEGACY_MIRROR"
 
@@ -63,3 +70,10 @@ def build_engine(factory: Callable[[URL, Settings], E], url: URL, settings: Sett
         raise StorageError(
             f"{exc.name} is not installed: for PostgreSQL, pip install 'statekeeper[postgres]'"
         ) from None
+
+
+def open_database(url: URL, settings: Settings) -> Database:
+    """The sync unit of work on a new engine: StateManager's, and the async manager's
+    worker-thread path on a SQLite file."""
+    engine = build_engine(create_engine, url, settings)
+    return Database(engine, busy_timeout_ms=settings.busy_timeout_ms)
