@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -152,6 +153,59 @@ def test_a_put_joins_the_managers_transaction_block(store_url: str) -> None:
         assert saver.get_tuple(_thread("undone")) is None
         assert sm.get_session("undone") is None and sm.get_session("also-undone") is None
         assert saver.get_tuple(_thread("kept")) is not None
+
+
+def _updated_at(sm: StateManager, thread_id: str) -> datetime:
+    found = sm.get_session(thread_id)
+    assert found is not None
+    return found.updated_at
+
+
+def _set_updated_at(sm: StateManager, thread_id: str, when: datetime) -> None:
+    sessions = sa.table("sessions", sa.column("id"), sa.column("updated_at"))
+    with sm.engine.begin() as connection:
+        stamp: Any = when if sm.engine.dialect.name == "postgresql" else when.replace(tzinfo=None)
+        connection.execute(
+            sa.update(sessions).where(sessions.c.id == thread_id).values(updated_at=stamp)
+        )
+
+
+def test_writes_before_any_put_make_the_thread_and_a_put_then_joins_it(store_url: str) -> None:
+    """LangGraph may send a step's writes first: the thread's session is made by them."""
+    with StateManager(store_url) as sm, StatekeeperSaver(sm) as saver:
+        saver.put_writes(generate_config("w", checkpoint_id="c0"), [("ch", 1)], "task")
+        made = sm.get_session("w")
+        assert made is not None and made.kind == "langgraph"
+        first = _put(saver, "w", None)
+        assert [e.event_type for e in sm.get_events("w")] == ["session.created"]
+        found = saver.get_tuple(generate_config("w", checkpoint_id=first))
+        assert found is not None and found.pending_writes == []
+        written = saver.get_tuple(generate_config("w", checkpoint_id="c0"))
+        assert written is None  # writes alone are no checkpoint
+
+
+def test_a_put_refreshes_a_stale_threads_session_and_leaves_a_fresh_one(
+    store_url: str, engine_name: str
+) -> None:
+    """SQLite rewrites the session row only when it is over a second old (a WAL page less per
+    put); PostgreSQL marks it on every put, the lock that queues a thread's writers."""
+    with StateManager(store_url) as sm:
+        with StatekeeperSaver(sm) as saver:
+            first = _put(saver, "r", None)
+        long_ago = datetime.now(UTC) - timedelta(hours=1)
+        _set_updated_at(sm, "r", long_ago)
+        before = datetime.now(UTC)
+        with StatekeeperSaver(sm) as saver:
+            second = _put(saver, "r", first)
+            assert _updated_at(sm, "r") >= before - timedelta(milliseconds=1)
+            ahead = datetime.now(UTC) + timedelta(hours=1)
+            _set_updated_at(sm, "r", ahead)
+        with StatekeeperSaver(sm) as saver:  # a new saver: it remembers no refresh
+            _put(saver, "r", second)
+        if engine_name == "sqlite":
+            assert _updated_at(sm, "r") == ahead
+        else:
+            assert _updated_at(sm, "r") < ahead
 
 
 def _put(saver: StatekeeperSaver, thread_id: str, parent: str | None) -> str:

@@ -159,13 +159,13 @@ CASES: dict[str, tuple[Any, dict[str, Any], str]] = {
         {"sid": "t", "ns": ""},
         "pk_graph_checkpoints|sqlite_autoindex_graph_checkpoints",
     ),
-    "graph_latest": (
-        qg.LATEST,
-        {"sid": "t", "ns": "", "limit": 10},
+    "graph_newest_with_writes": (
+        qg.NEWEST_WITH_WRITES,
+        {"sid": "t", "ns": ""},
         "pk_graph_checkpoints|sqlite_autoindex_graph_checkpoints",
     ),
-    "graph_checkpoint": (
-        qg.BY_KEY,
+    "graph_checkpoint_with_writes": (
+        qg.WITH_WRITES,
         {"sid": "t", "ns": "", "cid": "c"},
         "pk_graph_checkpoints|sqlite_autoindex_graph_checkpoints",
     ),
@@ -189,9 +189,9 @@ CASES: dict[str, tuple[Any, dict[str, Any], str]] = {
         {"sid": "t", "ns": "", "ids": ["a", "b"]},
         "pk_graph_checkpoints|sqlite_autoindex_graph_checkpoints",
     ),
-    "graph_thread_exists": (
-        qg.SESSION_EXISTS,
-        {"sid": "t"},
+    "graph_refresh_thread": (
+        qg.REFRESH,
+        {"sid": "t", "now": NOW, "stale": NOW},
         "uq_sessions_id|sqlite_autoindex_sessions",
     ),
 }

@@ -9,9 +9,12 @@ counts measured when revision 0009 landed, plus about half a page for page split
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import wal_pages
+
+from statekeeper import StateManager
 
 BUDGET = {
     "create_session": 12.3,
@@ -78,3 +81,33 @@ def test_writes_are_timed_against_langgraph_in_alternating_turns(tmp_path: Path)
         ratios = wal_pages.timed_against(writes, put, calls=5, rounds=2)
     assert set(ratios) == set(writes)
     assert all(len(r) == 2 and all(x > 0 for x in r) for r in ratios.values())
+
+
+def test_a_saver_put_of_a_known_thread_writes_its_checkpoint_alone(tmp_path: Path) -> None:
+    """StatekeeperSaver.put commits what SqliteSaver.put does: the checkpoint row and its key.
+    Its thread's session row is rewritten only when over a second old; the rows are dated
+    ahead here, so the page count cannot depend on this machine's speed."""
+    pytest.importorskip("langgraph.checkpoint.base", reason="the langgraph extra is not installed")
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from statekeeper.integrations.langgraph import StatekeeperSaver
+
+    path = tmp_path / "statekeeper.db"
+    with StateManager(path, synchronous="full") as sm, StatekeeperSaver(sm) as saver:
+
+        def put(i: int) -> None:
+            checkpoint = empty_checkpoint()
+            checkpoint["channel_values"] = {"output": wal_pages.OUTPUT, "step": i}
+            config: Any = {"configurable": {"thread_id": f"t{i % 50}", "checkpoint_ns": ""}}
+            saver.put(config, checkpoint, {"step": i}, {})
+
+        for i in range(200):
+            put(i)
+        with sm.engine.begin() as connection:
+            connection.exec_driver_sql("UPDATE sessions SET updated_at = '2999-01-01 00:00:00'")
+        measured = wal_pages.measure(path, put)
+    assert set(measured.by_btree) - _NOT_BTREES == {
+        "graph_checkpoints",
+        "sqlite_autoindex_graph_checkpoints_1",
+    }
+    assert measured.pages <= 3.3  # measured 2.8, plus half a page for splits

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -46,8 +47,13 @@ from statekeeper.values import dump_json
 __all__ = ["StatekeeperSaver"]
 
 T = TypeVar("T")
+_REFRESH_AFTER = graph.REFRESH_AFTER.total_seconds()
+_REMEMBERED = 10_000
+"""Threads whose last refresh a saver remembers; past that it forgets them all at once."""
 Store = str | os.PathLike[str] | URL
 Rows = tuple[Any, Sequence[Any]]
+Refreshed = tuple[str, float] | None
+"""A put's refresh of its thread's session: the thread id and time.monotonic() at the start."""
 
 
 def _config(thread_id: str, namespace: str, checkpoint_id: str) -> RunnableConfig:
@@ -92,6 +98,8 @@ class StatekeeperSaver(BaseCheckpointSaver[int]):
             self._store = conn
         self._options = options
         self._opening = threading.Lock()
+        self._refreshed: dict[str, float] = {}
+        """Thread id -> time.monotonic() of this saver's last put that refreshed its session."""
 
     @classmethod
     def from_conn_string(cls, url: Store, *, strict: bool = False, **options: Any) -> Self:
@@ -199,21 +207,39 @@ class StatekeeperSaver(BaseCheckpointSaver[int]):
 
     def _put_work(
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
-    ) -> tuple[Callable[[UnitOfWork], None], RunnableConfig]:
-        """The unit of work of a put, its values serialized up front, and the config it returns."""
+    ) -> tuple[Callable[[UnitOfWork], None], RunnableConfig, Refreshed]:
+        """The unit of work of a put, its values serialized up front, the config it returns,
+        and the refresh of the thread's session it makes, to remember once it is done."""
         conf = config["configurable"]
         thread_id, namespace = str(conf["thread_id"]), conf.get("checkpoint_ns", "")
         parent_id = conf.get("checkpoint_id")
         typed = self.serde.dumps_typed(checkpoint)
         stored = dump_json(get_serializable_checkpoint_metadata(config, metadata), "metadata")
         key = (thread_id, namespace, checkpoint["id"])
+        started = time.monotonic()
+        refresh = started - self._refreshed.get(thread_id, -_REFRESH_AFTER) >= _REFRESH_AFTER
 
         def work(uow: UnitOfWork) -> None:
             graph.put(
-                uow, key, parent_id=parent_id, typed=typed, metadata=stored, strict=self.strict
+                uow,
+                key,
+                parent_id=parent_id,
+                typed=typed,
+                metadata=stored,
+                strict=self.strict,
+                refresh=refresh,
             )
 
-        return work, _config(*key)
+        return work, _config(*key), (thread_id, started) if refresh else None
+
+    def _remember(self, refreshed: Refreshed) -> None:
+        """Note when a put of this saver last had a thread's session marked changed."""
+        if refreshed is None:
+            return
+        thread_id, when = refreshed
+        if len(self._refreshed) >= _REMEMBERED and thread_id not in self._refreshed:
+            self._refreshed.clear()
+        self._refreshed[thread_id] = when
 
     def _writes_work(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, path: str
@@ -289,8 +315,9 @@ class StatekeeperSaver(BaseCheckpointSaver[int]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store a checkpoint (whole: `new_versions` is not needed) and return its config."""
-        work, stored = self._put_work(config, checkpoint, metadata)
+        work, stored, refreshed = self._put_work(config, checkpoint, metadata)
         self._run(work, write=True)
+        self._remember(refreshed)
         return stored
 
     def put_writes(
@@ -346,8 +373,9 @@ class StatekeeperSaver(BaseCheckpointSaver[int]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """`put`, awaited."""
-        work, stored = self._put_work(config, checkpoint, metadata)
+        work, stored, refreshed = self._put_work(config, checkpoint, metadata)
         await self._arun(work, write=True)
+        self._remember(refreshed)
         return stored
 
     async def aput_writes(

@@ -17,19 +17,19 @@ from statekeeper.models import Base
 from statekeeper.queries import SESSIONS, AnySelect
 
 __all__ = [
-    "BY_KEY",
     "CHECKPOINTS",
     "DELETE_CHECKPOINTS_OF",
     "DELETE_THREADS",
     "DELETE_WRITES_OF",
     "HAS_ANY",
     "KEYS_OF_RUNS",
-    "LATEST",
     "NEWEST_ID",
+    "NEWEST_WITH_WRITES",
     "PRUNE",
-    "SESSION_EXISTS",
+    "REFRESH",
     "SESSION_KIND",
     "TOUCH",
+    "WITH_WRITES",
     "WRITES",
     "WRITES_OF",
     "insert_writes",
@@ -44,13 +44,19 @@ _NS: sa.BindParameter[str] = sa.bindparam("ns")
 _IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
 
 
-def _of(table: sa.Table) -> sa.ColumnElement[bool]:
+def _of(table: sa.FromClause) -> sa.ColumnElement[bool]:
     """The rows of one thread and namespace (params: sid, ns)."""
     return sa.and_(table.c.session_id == _SID, table.c.checkpoint_ns == _NS)
 
 
-SESSION_EXISTS = prepared(sa.select(SESSIONS.c.id).where(SESSIONS.c.id == _SID))
-"""The thread's session id, if it exists (params: sid)."""
+REFRESH = prepared(
+    sa.update(SESSIONS)
+    .where(SESSIONS.c.id == _SID, SESSIONS.c.updated_at < sa.bindparam("stale"))
+    .values(updated_at=sa.bindparam("now"))
+    .returning(SESSIONS.c.workspace_id)
+)
+"""Mark a thread's session changed if it last was before `stale`; the workspace of a
+session so marked (params: sid, now, stale)."""
 
 TOUCH = prepared(
     sa.update(SESSIONS).where(SESSIONS.c.id == _SID).values(updated_at=sa.bindparam("now"))
@@ -63,20 +69,35 @@ SESSION_KIND = prepared(sa.select(SESSIONS.c.kind).where(SESSIONS.c.id == _SID))
 NEWEST_ID = prepared(sa.select(sa.func.max(CHECKPOINTS.c.checkpoint_id)).where(_of(CHECKPOINTS)))
 """The newest checkpoint id of a thread and namespace (params: sid, ns)."""
 
-LATEST = prepared(
-    sa.select(CHECKPOINTS)
-    .where(_of(CHECKPOINTS))
-    .order_by(CHECKPOINTS.c.checkpoint_id.desc())
-    .limit(sa.bindparam("limit"))
-)
-"""The newest checkpoints of a thread and namespace (params: sid, ns, limit)."""
 
-BY_KEY = prepared(
-    sa.select(CHECKPOINTS).where(
-        _of(CHECKPOINTS), CHECKPOINTS.c.checkpoint_id == sa.bindparam("cid")
+def _with_writes(chosen: sa.ColumnElement[bool]) -> AnySelect:
+    """One checkpoint of a thread and namespace with its writes, a row per write (or one row
+    of NULL write columns): one statement, so one snapshot and one round trip."""
+    joined = CHECKPOINTS.outerjoin(
+        WRITES,
+        sa.and_(
+            WRITES.c.session_id == CHECKPOINTS.c.session_id,
+            WRITES.c.checkpoint_ns == CHECKPOINTS.c.checkpoint_ns,
+            WRITES.c.checkpoint_id == CHECKPOINTS.c.checkpoint_id,
+        ),
     )
+    columns = [c for c in CHECKPOINTS.c if c.name != "created_at"]
+    written = [c.label(f"write_{c.name}") for c in WRITES.c if c.name not in _KEY_COLUMNS]
+    statement = sa.select(*columns, *written).select_from(joined)
+    return prepared(statement.where(_of(CHECKPOINTS), chosen))
+
+
+_KEY_COLUMNS = ("session_id", "checkpoint_ns", "checkpoint_id")
+_NEWEST = CHECKPOINTS.alias("newest")
+
+NEWEST_WITH_WRITES = _with_writes(
+    CHECKPOINTS.c.checkpoint_id
+    == sa.select(sa.func.max(_NEWEST.c.checkpoint_id)).where(_of(_NEWEST)).scalar_subquery()
 )
-"""One checkpoint (params: sid, ns, cid)."""
+"""The newest checkpoint of a thread and namespace with its writes (params: sid, ns)."""
+
+WITH_WRITES = _with_writes(CHECKPOINTS.c.checkpoint_id == sa.bindparam("cid"))
+"""One checkpoint with its writes (params: sid, ns, cid)."""
 
 WRITES_OF = prepared(sa.select(WRITES).where(_of(WRITES), WRITES.c.checkpoint_id.in_(_IDS)))
 """The writes of some checkpoints of one thread and namespace (params: sid, ns, ids)."""

@@ -7,23 +7,26 @@ needs no LangGraph: it keeps rows, the thread's session, and the strict-parent r
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from functools import cache
 from itertools import groupby, islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from statekeeper import dialects
-from statekeeper.errors import InvalidInput, SessionNotFound, VersionConflict
+from statekeeper.errors import SessionNotFound, VersionConflict
 from statekeeper.executor import UnitOfWork, prepared
 from statekeeper.queries import EVENTS, SESSIONS
 from statekeeper.queries import graph as q
 from statekeeper.services import events, sessions
+from statekeeper.translate import violation
 from statekeeper.values import JsonText, check_id, utcnow
 
 __all__ = [
     "KIND",
+    "Write",
     "copy_thread",
     "delete_for_runs",
     "delete_thread",
@@ -45,6 +48,9 @@ _CHUNK = 300
 
 Key = tuple[str, str, str]
 """A checkpoint: (thread id, namespace, checkpoint id)."""
+
+REFRESH_AFTER = timedelta(seconds=1)
+"""On SQLite, a thread's session `updated_at` trails its newest checkpoint by at most this."""
 
 
 def _insert(dialect: str, table: sa.Table) -> Any:
@@ -133,44 +139,59 @@ def _join(thread_id: str, metadata: dict[str, Any]) -> tuple[sa.Insert, dict[str
     return statement, params
 
 
-def _join_thread(
-    uow: UnitOfWork, thread_id: str, metadata: dict[str, Any], *, lock: bool = True
+def _join_on_server(
+    uow: UnitOfWork, thread_id: str, metadata: dict[str, Any], *, lock: bool
 ) -> None:
-    """Make sure the thread's session exists, creating it if new; `lock` also locks it, so
-    checkpoint writers of one thread queue there (pending writes need no lock).
+    """PostgreSQL: make sure the thread's session exists, creating it if new; `lock` also
+    locks it, so checkpoint writers of one thread queue there (pending writes need none).
 
-    A concurrent first write may create it meanwhile: the savepoint undoes our attempt. On
-    PostgreSQL two statements that wait for nothing do all of it (the touch does not read
-    back the thread's workspace for the legacy mirror: threads have none).
+    Two statements that wait for nothing do all of it (the touch does not read back the
+    thread's workspace for the legacy mirror: threads have none).
     """
-    if uow.dialect.name == "postgresql":
-        uow.execute(*_join(thread_id, metadata))
-        if lock:
-            uow.execute(q.TOUCH, {"sid": thread_id, "now": utcnow()})
-        return
+    uow.execute(*_join(thread_id, metadata))
     if lock:
-        try:
-            sessions.touch(uow, thread_id, utcnow())
-            return
-        except SessionNotFound:
-            pass
-    elif uow.scalar(q.SESSION_EXISTS, {"sid": thread_id}) is not None:
-        return
+        uow.execute(q.TOUCH, {"sid": thread_id, "now": utcnow()})
+
+
+def _create_thread(uow: UnitOfWork, thread_id: str, metadata: dict[str, Any]) -> None:
+    """SQLite: create a thread's session, found missing in this write transaction (which
+    BEGIN IMMEDIATE keeps every other writer out of, so nobody creates it meanwhile)."""
+    sessions.create(
+        uow,
+        session_id=thread_id,
+        kind=KIND,
+        subject=None,
+        task=None,
+        workspace=None,
+        model=None,
+        metadata=metadata,
+    )
+
+
+def _write_joining(uow: UnitOfWork, statement: sa.Insert, params: Any, thread_id: str) -> None:
+    """SQLite: write a thread's rows, creating its session first only when their foreign
+    key finds it missing: a known thread costs no lookup."""
     try:
         with uow.savepoint():
-            sessions.create(
-                uow,
-                session_id=thread_id,
-                kind=KIND,
-                subject=None,
-                task=None,
-                workspace=None,
-                model=None,
-                metadata=metadata,
-            )
-    except InvalidInput:
-        if lock:
-            sessions.touch(uow, thread_id, utcnow())
+            uow.execute(statement, params)
+        return
+    except sa.exc.IntegrityError as exc:
+        broken = violation(exc)
+        if broken is None or broken.kind != "foreign_key":
+            raise
+    _create_thread(uow, thread_id, {})
+    uow.execute(statement, params)
+
+
+def _refresh(uow: UnitOfWork, thread_id: str, now: datetime) -> None:
+    """SQLite: mark the thread's session changed when it last was over REFRESH_AFTER ago.
+
+    Rewriting its row on every checkpoint was a fifth of a put's time (a WAL page each);
+    an up-to-date row is left alone, so most puts write no page of `sessions` at all.
+    """
+    params = {"sid": thread_id, "now": now, "stale": now - REFRESH_AFTER}
+    for row in uow.execute(q.REFRESH, params):
+        uow.changed_workspace(row.workspace_id)
 
 
 def _newest(uow: UnitOfWork, thread_id: str, namespace: str) -> str | None:
@@ -186,15 +207,20 @@ def put(
     typed: tuple[str, bytes],
     metadata: JsonText,
     strict: bool,
+    refresh: bool = True,
 ) -> None:
     """Store one checkpoint, creating the thread's session on its first.
 
     `strict`: the parent must be the namespace's newest checkpoint (None: there is none yet),
-    else VersionConflict and nothing is written.
+    else VersionConflict and nothing is written. `refresh` (SQLite): also mark the session
+    changed if it last was over REFRESH_AFTER ago; a caller that had it marked within that
+    time passes False and saves the statement.
     """
     thread_id, namespace, checkpoint_id = key
     check_id(thread_id, "thread_id")
-    _join_thread(uow, thread_id, {})
+    on_server = uow.dialect.name == "postgresql"
+    if on_server:
+        _join_on_server(uow, thread_id, {}, lock=True)
     if strict:
         newest = _newest(uow, thread_id, namespace)
         if newest != parent_id:
@@ -204,19 +230,24 @@ def put(
                 None,
                 None,
             )
-    uow.execute(
-        _upsert_checkpoint(uow.dialect.name),
-        {
-            "session_id": thread_id,
-            "checkpoint_ns": namespace,
-            "checkpoint_id": checkpoint_id,
-            "parent_checkpoint_id": parent_id,
-            "type": typed[0],
-            "checkpoint": typed[1],
-            "metadata": metadata,
-            "created_at": utcnow(),
-        },
-    )
+    now = utcnow()
+    row = {
+        "session_id": thread_id,
+        "checkpoint_ns": namespace,
+        "checkpoint_id": checkpoint_id,
+        "parent_checkpoint_id": parent_id,
+        "type": typed[0],
+        "checkpoint": typed[1],
+        "metadata": metadata,
+        "created_at": now,
+    }
+    statement = _upsert_checkpoint(uow.dialect.name)
+    if on_server:
+        uow.execute(statement, row)
+    else:
+        _write_joining(uow, statement, row, thread_id)
+        if refresh:
+            _refresh(uow, thread_id, now)
 
 
 def put_writes(
@@ -237,8 +268,6 @@ def put_writes(
         return
     thread_id, namespace, checkpoint_id = key
     check_id(thread_id, "thread_id")
-    # LangGraph may send a step's writes before that step's checkpoint is committed.
-    _join_thread(uow, thread_id, {}, lock=False)
     rows = [
         {
             "session_id": thread_id,
@@ -253,7 +282,13 @@ def put_writes(
         }
         for idx, channel, typed in writes
     ]
-    uow.execute(_insert_writes(uow.dialect.name, replace=replace), rows)
+    statement = _insert_writes(uow.dialect.name, replace=replace)
+    # LangGraph may send a step's writes before that step's checkpoint, even its first.
+    if uow.dialect.name == "postgresql":
+        _join_on_server(uow, thread_id, {}, lock=False)
+        uow.execute(statement, rows)
+    else:
+        _write_joining(uow, statement, rows, thread_id)
 
 
 def _by_thread(keys: Sequence[Key]) -> Iterator[tuple[str, str, list[str]]]:
@@ -264,30 +299,53 @@ def _by_thread(keys: Sequence[Key]) -> Iterator[tuple[str, str, list[str]]]:
             yield thread_id, namespace, ids[start : start + _CHUNK]
 
 
-def _writes_of(uow: UnitOfWork, keys: Sequence[Key]) -> dict[Key, list[Any]]:
+class Write(NamedTuple):
+    """A pending write, its value as the saver's serializer made it."""
+
+    task_id: str
+    idx: int
+    channel: str
+    type: str | None
+    value: bytes | None
+    task_path: str
+
+
+def _writes_of(uow: UnitOfWork, keys: Sequence[Key]) -> dict[Key, list[Write]]:
     """The stored writes of each checkpoint, unordered: one keyed query per thread and
     namespace (a row-value IN over several keys is a full scan on SQLite)."""
-    found: dict[Key, list[Any]] = {key: [] for key in keys}
+    found: dict[Key, list[Write]] = {key: [] for key in keys}
     for thread_id, namespace, ids in _by_thread(keys):
         params = {"sid": thread_id, "ns": namespace, "ids": ids}
         for row in uow.execute(q.WRITES_OF, params):
-            found[(row.session_id, row.checkpoint_ns, row.checkpoint_id)].append(row)
+            found[(row.session_id, row.checkpoint_ns, row.checkpoint_id)].append(
+                Write(row.task_id, row.idx, row.channel, row.type, row.value, row.task_path)
+            )
     return found
 
 
-def get(uow: UnitOfWork, key: tuple[str, str, str | None]) -> tuple[Any, list[Any]] | None:
+def get(uow: UnitOfWork, key: tuple[str, str, str | None]) -> tuple[Any, list[Write]] | None:
     """A checkpoint row (the newest of the namespace without an id) and its writes."""
     thread_id, namespace, checkpoint_id = key
     if checkpoint_id is None:
-        params: dict[str, Any] = {"sid": thread_id, "ns": namespace, "limit": 1}
-        row = uow.execute(q.LATEST, params).first()
+        rows = uow.execute(q.NEWEST_WITH_WRITES, {"sid": thread_id, "ns": namespace}).all()
     else:
         params = {"sid": thread_id, "ns": namespace, "cid": checkpoint_id}
-        row = uow.execute(q.BY_KEY, params).first()
-    if row is None:
+        rows = uow.execute(q.WITH_WRITES, params).all()
+    if not rows:
         return None
-    found = (row.session_id, row.checkpoint_ns, row.checkpoint_id)
-    return row, _writes_of(uow, [found])[found]
+    writes = [
+        Write(
+            r.write_task_id,
+            r.write_idx,
+            r.write_channel,
+            r.write_type,
+            r.write_value,
+            r.write_task_path,
+        )
+        for r in rows
+        if r.write_task_id is not None
+    ]
+    return rows[0], writes
 
 
 def _matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
@@ -381,7 +439,14 @@ def copy_thread(uow: UnitOfWork, source: str, target: str) -> None:
     if has_any is None:
         return
     check_id(target, "target_thread_id")
-    _join_thread(uow, target, {"copied_from": source})
+    origin = {"copied_from": source}
+    if uow.dialect.name == "postgresql":
+        _join_on_server(uow, target, origin, lock=True)
+    else:
+        try:
+            sessions.touch(uow, target, utcnow())
+        except SessionNotFound:
+            _create_thread(uow, target, origin)
     for statement in _copy(uow.dialect.name):
         uow.execute(statement, {"source": source, "target": target})
 
