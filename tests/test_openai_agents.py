@@ -8,11 +8,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
+import wal_pages
 from agents.memory import Session, SessionSettings
 
 from statekeeper import AsyncStateManager, InvalidInput, StateError, StateManager
@@ -382,3 +384,64 @@ def test_the_example_runs_an_agent_on_a_fake_model(store_url: str) -> None:
     assert "session items: 6" in result.stdout
     assert "search 'sunny': ['weather-chat']" in result.stdout
     assert "popped: True" in result.stdout
+
+
+def _set_updated_at(sm: StateManager, session_id: str, when: datetime) -> None:
+    sessions = sa.table("sessions", sa.column("id"), sa.column("updated_at"))
+    stamp: Any = when if sm.engine.dialect.name == "postgresql" else when.replace(tzinfo=None)
+    with sm.engine.begin() as connection:
+        connection.execute(
+            sa.update(sessions).where(sessions.c.id == session_id).values(updated_at=stamp)
+        )
+
+
+def _updated_at(sm: StateManager, session_id: str) -> datetime:
+    found = sm.get_session(session_id)
+    assert found is not None
+    return found.updated_at
+
+
+def test_appends_and_pops_refresh_a_stale_session_and_leave_a_fresh_one(
+    store_url: str, engine_name: str
+) -> None:
+    """SQLite rewrites the session row only when it is over a second old (a WAL page less
+    per call); PostgreSQL marks it on every write, the lock that queues its writers."""
+    with StateManager(store_url) as sm:
+
+        async def append_and_pop(session_id: str) -> None:
+            session = StatekeeperSession(session_id, sm)  # a new object remembers no refresh
+            await session.add_items([message(0), message(1)])
+            await session.pop_item()
+
+        asyncio.run(append_and_pop("r"))
+        _set_updated_at(sm, "r", datetime.now(UTC) - timedelta(hours=1))
+        before = datetime.now(UTC)
+        asyncio.run(append_and_pop("r"))
+        assert _updated_at(sm, "r") >= before - timedelta(milliseconds=1)
+        ahead = datetime.now(UTC) + timedelta(hours=1)
+        _set_updated_at(sm, "r", ahead)
+        asyncio.run(append_and_pop("r"))
+        if engine_name == "sqlite":
+            assert _updated_at(sm, "r") == ahead
+        else:
+            assert _updated_at(sm, "r") < ahead
+        assert [m.content for m in sm.get_chat_history("r")] == ["message 0"] * 3
+
+
+def test_an_append_to_a_known_session_writes_its_chat_rows_alone(tmp_path: Path) -> None:
+    """On SQLite add_items commits the chat rows and their indexes, not the session row (its
+    `updated_at` is dated ahead here, so the count cannot depend on this machine's speed)."""
+    path = tmp_path / "state.db"
+    with StateManager(path, synchronous="full") as sm:
+        session = StatekeeperSession("conv", sm)
+        asyncio.run(session.add_items([message(0)]))
+        with sm.engine.begin() as connection:
+            connection.exec_driver_sql("UPDATE sessions SET updated_at = '2999-01-01 00:00:00'")
+        measured = wal_pages.measure(
+            path, lambda i: asyncio.run(session.add_items([message(i), message(i + 1)]))
+        )
+    assert set(measured.by_btree) - {"(header)", "(new page)"} == {
+        "chat_messages",
+        "sqlite_autoindex_chat_messages_1",
+        "ix_chat_messages_session_id_seq",
+    }

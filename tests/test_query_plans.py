@@ -189,8 +189,8 @@ CASES: dict[str, tuple[Any, dict[str, Any], str]] = {
         {"sid": "t", "ns": "", "ids": ["a", "b"]},
         "pk_graph_checkpoints|sqlite_autoindex_graph_checkpoints",
     ),
-    "graph_refresh_thread": (
-        qg.REFRESH,
+    "session_refresh": (
+        qs.REFRESH,
         {"sid": "t", "now": NOW, "stale": NOW},
         "uq_sessions_id|sqlite_autoindex_sessions",
     ),

@@ -41,13 +41,13 @@ from statekeeper.aio import AsyncStateManager
 from statekeeper.errors import InvalidInput
 from statekeeper.executor import UnitOfWork
 from statekeeper.manager import StateManager
-from statekeeper.services import graph
+from statekeeper.services import graph, sessions
 from statekeeper.values import dump_json
 
 __all__ = ["StatekeeperSaver"]
 
 T = TypeVar("T")
-_REFRESH_AFTER = graph.REFRESH_AFTER.total_seconds()
+_REFRESH_AFTER = sessions.REFRESH_AFTER.total_seconds()
 _REMEMBERED = 10_000
 """Threads whose last refresh a saver remembers; past that it forgets them all at once."""
 Store = str | os.PathLike[str] | URL

@@ -4,6 +4,8 @@ history that search finds; needs `pip install 'statekeeper[openai-agents]'`."""
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self, TypeVar
@@ -25,12 +27,13 @@ from statekeeper.api.base import PathLike
 from statekeeper.errors import InvalidInput
 from statekeeper.executor import UnitOfWork
 from statekeeper.manager import StateManager
-from statekeeper.services import sdk_items
+from statekeeper.services import sdk_items, sessions
 from statekeeper.values import check_id
 
 __all__ = ["StatekeeperSession"]
 
 T = TypeVar("T")
+_REFRESH_AFTER = sessions.REFRESH_AFTER.total_seconds()
 
 
 class StatekeeperSession:
@@ -49,10 +52,18 @@ class StatekeeperSession:
         self.session_id = check_id(session_id, "session_id")
         self.session_settings = SessionSettings() if session_settings is None else session_settings
         self._owned: AsyncStateManager | None = None
+        self._refreshed = -math.inf
+        """time.monotonic() at the start of this object's last write that marked the session."""
         if isinstance(url_or_manager, StateManager | AsyncStateManager):
             self.manager = url_or_manager
         else:
             self.manager = self._owned = AsyncStateManager(url_or_manager)
+
+    def _refresh_due(self) -> tuple[float, bool]:
+        """Now (time.monotonic()), and whether a write should have the statekeeper session
+        marked changed: this object last had it marked over sessions.REFRESH_AFTER ago."""
+        now = time.monotonic()
+        return now, now - self._refreshed >= _REFRESH_AFTER
 
     async def _run(self, fn: Callable[[UnitOfWork], T], *, write: bool) -> T:
         manager = self.manager
@@ -77,8 +88,10 @@ class StatekeeperSession:
         if not rows:
             return
 
+        started, refresh = self._refresh_due()
+
         def add(uow: UnitOfWork) -> None:
-            sdk_items.add(uow, self.session_id, rows)
+            sdk_items.add(uow, self.session_id, rows, refresh=refresh)
 
         try:
             await self._run(add, write=True)
@@ -86,12 +99,17 @@ class StatekeeperSession:
             if exc.field != "session_id":
                 raise
             await self._run(add, write=True)  # another writer created the session meanwhile
+        if refresh:
+            self._refreshed = started
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item; None when the session has none."""
+        started, refresh = self._refresh_due()
         item: TResponseInputItem | None = await self._run(
-            lambda uow: sdk_items.pop(uow, self.session_id), write=True
+            lambda uow: sdk_items.pop(uow, self.session_id, refresh=refresh), write=True
         )
+        if refresh:
+            self._refreshed = started
         return item
 
     async def clear_session(self) -> None:

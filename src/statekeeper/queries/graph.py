@@ -26,7 +26,6 @@ __all__ = [
     "NEWEST_ID",
     "NEWEST_WITH_WRITES",
     "PRUNE",
-    "REFRESH",
     "SESSION_KIND",
     "TOUCH",
     "WITH_WRITES",
@@ -48,15 +47,6 @@ def _of(table: sa.FromClause) -> sa.ColumnElement[bool]:
     """The rows of one thread and namespace (params: sid, ns)."""
     return sa.and_(table.c.session_id == _SID, table.c.checkpoint_ns == _NS)
 
-
-REFRESH = prepared(
-    sa.update(SESSIONS)
-    .where(SESSIONS.c.id == _SID, SESSIONS.c.updated_at < sa.bindparam("stale"))
-    .values(updated_at=sa.bindparam("now"))
-    .returning(SESSIONS.c.workspace_id)
-)
-"""Mark a thread's session changed if it last was before `stale`; the workspace of a
-session so marked (params: sid, now, stale)."""
 
 TOUCH = prepared(
     sa.update(SESSIONS).where(SESSIONS.c.id == _SID).values(updated_at=sa.bindparam("now"))

@@ -21,6 +21,7 @@ __all__ = [
     "DELETE",
     "INSERT",
     "LOCK",
+    "REFRESH",
     "SET_TOTALS",
     "SUMMARY_COLUMNS",
     "TALLIES",
@@ -62,6 +63,15 @@ TOUCH = prepared(
     .returning(SESSIONS.c.status, SESSIONS.c.workspace_id)
 )
 """Mark a session changed, locking its row, in one round trip (params: sid, now)."""
+
+REFRESH = prepared(
+    sa.update(SESSIONS)
+    .where(SESSIONS.c.id == _ID, SESSIONS.c.updated_at < sa.bindparam("stale"))
+    .values(updated_at=sa.bindparam("now"))
+    .returning(SESSIONS.c.workspace_id)
+)
+"""Mark a session changed if it last was before `stale`; the workspace of a session so
+marked (params: sid, now, stale)."""
 
 INSERT = prepared(sa.insert(SESSIONS))
 """A new session row (params: its columns)."""

@@ -7,7 +7,6 @@ needs no LangGraph: it keeps rows, the thread's session, and the strict-parent r
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
 from functools import cache
 from itertools import groupby, islice
 from typing import Any, NamedTuple
@@ -21,7 +20,6 @@ from statekeeper.executor import UnitOfWork, prepared
 from statekeeper.queries import EVENTS, SESSIONS
 from statekeeper.queries import graph as q
 from statekeeper.services import events, sessions
-from statekeeper.translate import violation
 from statekeeper.values import JsonText, check_id, utcnow
 
 __all__ = [
@@ -48,9 +46,6 @@ _CHUNK = 300
 
 Key = tuple[str, str, str]
 """A checkpoint: (thread id, namespace, checkpoint id)."""
-
-REFRESH_AFTER = timedelta(seconds=1)
-"""On SQLite, a thread's session `updated_at` trails its newest checkpoint by at most this."""
 
 
 def _insert(dialect: str, table: sa.Table) -> Any:
@@ -153,47 +148,6 @@ def _join_on_server(
         uow.execute(q.TOUCH, {"sid": thread_id, "now": utcnow()})
 
 
-def _create_thread(uow: UnitOfWork, thread_id: str, metadata: dict[str, Any]) -> None:
-    """SQLite: create a thread's session, found missing in this write transaction (which
-    BEGIN IMMEDIATE keeps every other writer out of, so nobody creates it meanwhile)."""
-    sessions.create(
-        uow,
-        session_id=thread_id,
-        kind=KIND,
-        subject=None,
-        task=None,
-        workspace=None,
-        model=None,
-        metadata=metadata,
-    )
-
-
-def _write_joining(uow: UnitOfWork, statement: sa.Insert, params: Any, thread_id: str) -> None:
-    """SQLite: write a thread's rows, creating its session first only when their foreign
-    key finds it missing: a known thread costs no lookup."""
-    try:
-        with uow.savepoint():
-            uow.execute(statement, params)
-        return
-    except sa.exc.IntegrityError as exc:
-        broken = violation(exc)
-        if broken is None or broken.kind != "foreign_key":
-            raise
-    _create_thread(uow, thread_id, {})
-    uow.execute(statement, params)
-
-
-def _refresh(uow: UnitOfWork, thread_id: str, now: datetime) -> None:
-    """SQLite: mark the thread's session changed when it last was over REFRESH_AFTER ago.
-
-    Rewriting its row on every checkpoint was a fifth of a put's time (a WAL page each);
-    an up-to-date row is left alone, so most puts write no page of `sessions` at all.
-    """
-    params = {"sid": thread_id, "now": now, "stale": now - REFRESH_AFTER}
-    for row in uow.execute(q.REFRESH, params):
-        uow.changed_workspace(row.workspace_id)
-
-
 def _newest(uow: UnitOfWork, thread_id: str, namespace: str) -> str | None:
     newest: str | None = uow.scalar(q.NEWEST_ID, {"sid": thread_id, "ns": namespace})
     return newest
@@ -213,8 +167,8 @@ def put(
 
     `strict`: the parent must be the namespace's newest checkpoint (None: there is none yet),
     else VersionConflict and nothing is written. `refresh` (SQLite): also mark the session
-    changed if it last was over REFRESH_AFTER ago; a caller that had it marked within that
-    time passes False and saves the statement.
+    changed if it last was over sessions.REFRESH_AFTER ago; a caller that had it marked
+    within that time passes False and saves the statement.
     """
     thread_id, namespace, checkpoint_id = key
     check_id(thread_id, "thread_id")
@@ -245,9 +199,9 @@ def put(
     if on_server:
         uow.execute(statement, row)
     else:
-        _write_joining(uow, statement, row, thread_id)
+        sessions.insert_joining(uow, statement, row, thread_id, kind=KIND)
         if refresh:
-            _refresh(uow, thread_id, now)
+            sessions.refresh(uow, thread_id, now)
 
 
 def put_writes(
@@ -288,7 +242,7 @@ def put_writes(
         _join_on_server(uow, thread_id, {}, lock=False)
         uow.execute(statement, rows)
     else:
-        _write_joining(uow, statement, rows, thread_id)
+        sessions.insert_joining(uow, statement, rows, thread_id, kind=KIND)
 
 
 def _by_thread(keys: Sequence[Key]) -> Iterator[tuple[str, str, list[str]]]:
@@ -445,8 +399,17 @@ def copy_thread(uow: UnitOfWork, source: str, target: str) -> None:
     else:
         try:
             sessions.touch(uow, target, utcnow())
-        except SessionNotFound:
-            _create_thread(uow, target, origin)
+        except SessionNotFound:  # SQLite: nobody else writes until this transaction ends
+            sessions.create(
+                uow,
+                session_id=target,
+                kind=KIND,
+                subject=None,
+                task=None,
+                workspace=None,
+                model=None,
+                metadata=origin,
+            )
     for statement in _copy(uow.dialect.name):
         uow.execute(statement, {"source": source, "target": target})
 

@@ -107,39 +107,56 @@ def _words(value: object, key: str | None) -> Iterator[str]:
             yield from _words(child, key)
 
 
-def add(uow: UnitOfWork, session_id: str, rows: list[dict[str, Any]]) -> None:
-    """Append the rows in order; the session is created (kind `KIND`) if it does not exist."""
+def add(
+    uow: UnitOfWork, session_id: str, rows: list[dict[str, Any]], *, refresh: bool = True
+) -> None:
+    """Append the rows in order; the session is created (kind `KIND`) if it does not exist.
+
+    `refresh` (SQLite): also mark the session changed if it last was over
+    sessions.REFRESH_AFTER ago; a caller that had it marked within that time passes False.
+    """
     now = utcnow()
-    # Every write locks the session row first (touch's UPDATE): concurrent writers of one
-    # session take turns on PostgreSQL, so `seq` follows commit order (SQLite: BEGIN IMMEDIATE).
-    try:
-        sessions_service.touch(uow, session_id, now)
-    except SessionNotFound:
-        sessions_service.create(
-            uow,
-            session_id=session_id,
-            kind=KIND,
-            subject=None,
-            task=None,
-            workspace=None,
-            model=None,
-            metadata={},
-        )
     # Plain rows leave `item` out, so it stays SQL NULL: a JSON column binds None as 'null'.
-    for _, run in itertools.groupby(rows, key=lambda row: "item" in row):
-        uow.execute(
-            q.CHAT_INSERT,
-            [
-                {
-                    "id": str(uuid.uuid4()),
-                    "session_id": session_id,
-                    "created_at": now,
-                    "instance_number": None,
-                    **row,
-                }
-                for row in run
-            ],
-        )
+    batches = [
+        [
+            {
+                "id": str(uuid.uuid4()),
+                "session_id": session_id,
+                "created_at": now,
+                "instance_number": None,
+                **row,
+            }
+            for row in run
+        ]
+        for _, run in itertools.groupby(rows, key=lambda row: "item" in row)
+    ]
+    if not batches:
+        return
+    if uow.dialect.name == "postgresql":
+        # Lock the session row first (touch's UPDATE): concurrent writers of one session
+        # take turns, so `seq` follows commit order (SQLite: BEGIN IMMEDIATE does that).
+        try:
+            sessions_service.touch(uow, session_id, now)
+        except SessionNotFound:
+            sessions_service.create(
+                uow,
+                session_id=session_id,
+                kind=KIND,
+                subject=None,
+                task=None,
+                workspace=None,
+                model=None,
+                metadata={},
+            )
+        for batch in batches:
+            uow.execute(q.CHAT_INSERT, batch)
+        return
+    first, *rest = batches
+    sessions_service.insert_joining(uow, q.CHAT_INSERT, first, session_id, kind=KIND)
+    for batch in rest:
+        uow.execute(q.CHAT_INSERT, batch)
+    if refresh:
+        sessions_service.refresh(uow, session_id, now)
 
 
 def items(uow: UnitOfWork, session_id: str, limit: int | None) -> list[Any]:
@@ -150,16 +167,20 @@ def items(uow: UnitOfWork, session_id: str, limit: int | None) -> list[Any]:
     return [_item(row) for row in reversed(latest)]
 
 
-def pop(uow: UnitOfWork, session_id: str) -> Any:
-    """Remove and return the newest item, or None when there is none."""
-    try:
-        sessions_service.touch(uow, session_id, utcnow())
-    except SessionNotFound:
-        return None
+def pop(uow: UnitOfWork, session_id: str, *, refresh: bool = True) -> Any:
+    """Remove and return the newest item, or None when there is none; `refresh` as `add`'s."""
+    on_server = uow.dialect.name == "postgresql"
+    if on_server:
+        try:
+            sessions_service.touch(uow, session_id, utcnow())  # writers of it take turns
+        except SessionNotFound:
+            return None
     newest = uow.execute(_LATEST, {"sid": session_id, "limit": 1}).first()
     if newest is None:
         return None
     uow.execute(_DELETE_ONE, {"at": newest.seq})
+    if refresh and not on_server:
+        sessions_service.refresh(uow, session_id, utcnow())
     return _item(newest)
 
 

@@ -24,6 +24,7 @@ from statekeeper.translate import violation
 from statekeeper.values import ZERO, check_id, check_text, parse_choice, utcnow
 
 __all__ = [
+    "REFRESH_AFTER",
     "calculate_duration",
     "cleanup",
     "count",
@@ -31,8 +32,10 @@ __all__ = [
     "delete",
     "get",
     "history",
+    "insert_joining",
     "lock",
     "parse_status",
+    "refresh",
     "save_markdown",
     "touch",
     "update_status",
@@ -88,6 +91,52 @@ def touch(uow: UnitOfWork, session_id: str, now: datetime) -> None:
     if row is None:
         raise SessionNotFound(session_id)
     uow.changed_workspace(row.workspace_id)
+
+
+REFRESH_AFTER = timedelta(seconds=1)
+"""How far a session's `updated_at` may trail the rows appended with `refresh` (SQLite)."""
+
+
+def refresh(uow: UnitOfWork, session_id: str, now: datetime) -> None:
+    """Mark a session changed if it last was over REFRESH_AFTER ago; an up-to-date row is
+    left alone, so a stream of appends rewrites it (a WAL page) at most once a second.
+
+    For SQLite, where BEGIN IMMEDIATE already keeps other writers out: on PostgreSQL a
+    writer locks the row with `touch` instead.
+    """
+    params = {"sid": session_id, "now": now, "stale": now - REFRESH_AFTER}
+    for row in uow.execute(q.REFRESH, params):
+        uow.changed_workspace(row.workspace_id)
+
+
+def insert_joining(
+    uow: UnitOfWork, statement: sa.Insert, params: Any, session_id: str, *, kind: str
+) -> None:
+    """Insert rows of a session, creating it (of `kind`, with its creation event) only when
+    the rows' foreign key finds it missing: a known session costs no lookup first.
+
+    For SQLite, whose BEGIN IMMEDIATE keeps every other writer out, so nobody creates the
+    session meanwhile; and for tables whose only foreign key is their session's.
+    """
+    try:
+        with uow.savepoint():
+            uow.execute(statement, params)
+        return
+    except sa.exc.IntegrityError as exc:
+        broken = violation(exc)
+        if broken is None or broken.kind != "foreign_key":
+            raise
+    create(
+        uow,
+        session_id=session_id,
+        kind=kind,
+        subject=None,
+        task=None,
+        workspace=None,
+        model=None,
+        metadata={},
+    )
+    uow.execute(statement, params)
 
 
 def create(
