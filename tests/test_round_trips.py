@@ -9,6 +9,9 @@ two (pipeline.py).
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
+import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -190,3 +193,36 @@ def test_the_langgraph_saver_puts_in_one_round_trip(
     found["get_tuple"] = turns[0]  # the checkpoint joined with its pending writes
     assert found == {"put 0": 1, "put 1": 1, "put_writes": 1, "get_tuple": 1}
     assert [e.event_type for e in sm.get_events("graph")] == ["session.created"]
+
+
+def test_the_proxy_counts_a_batch_split_in_two_once() -> None:
+    """A batch that reaches the server in two pieces, answered in between, is one round trip:
+    the client asked for an answer only at its end (Sync). The next batch is another."""
+    upstream = socket.create_server(("127.0.0.1", 0))
+
+    def answer_everything() -> None:
+        server, _ = upstream.accept()
+        with server:
+            while data := server.recv(1 << 16):
+                server.sendall(b"!" * len(data))
+
+    threading.Thread(target=answer_everything, daemon=True).start()
+    proxy = RoundTripProxy(upstream.getsockname())
+    startup = struct.pack("!ii", 8, 196608)
+    parse = b"P" + struct.pack("!i", 8) + b"abcd"
+    sync = b"S" + struct.pack("!i", 4)
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port)) as client:
+            client.sendall(startup)
+            client.recv(1 << 16)
+            with proxy.counting() as turns:
+                client.sendall(parse[:3])
+                client.recv(1 << 16)  # the server answered the first piece
+                client.sendall(parse[3:] + sync)
+                client.recv(1 << 16)
+                client.sendall(parse + sync)
+                client.recv(1 << 16)
+    finally:
+        proxy.close()
+        upstream.close()
+    assert turns[0] == 2

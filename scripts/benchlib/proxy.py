@@ -1,20 +1,68 @@
 """A TCP proxy in front of PostgreSQL that counts round trips, and can add latency to each.
 
-A round trip is a burst of bytes from the client that follows the server's last answer (or
-opens the connection): libpq sends each batch of messages in one write and then waits, so
-the count is deterministic, unlike any timing.
+A round trip starts when the client, having asked for an answer and got one, sends again.
+The client asks with the protocol's own markers (Sync, Flush, a simple Query, the startup
+and SSL requests), read from its message stream. Counting bursts of bytes instead was
+flaky: a batch the kernel splits in two, with the server answering the first half before
+the second arrives, counted twice, so the count depended on this machine's load.
 """
 
 from __future__ import annotations
 
 import selectors
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 __all__ = ["RoundTripProxy"]
+
+_ASKS = frozenset(b"SHQp")
+"""Frontend messages after which the client waits: Sync, Flush, Query, a password."""
+_REQUESTS = (80877103, 80877104)  # SSLRequest, GSSENCRequest: untyped, before the startup
+
+
+class _ClientStream:
+    """Splits the client's bytes into protocol messages and says where it waits."""
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+        self._started = False
+        self._requested = False
+        self.opaque = False
+        """TLS or GSS encryption was agreed: each burst of bytes is taken as a message."""
+
+    def answered(self, data: bytes) -> None:
+        """See the server's answer: to an encryption request, a yes makes the stream opaque."""
+        if self._requested:
+            self._requested = False
+            self.opaque = data[:1] in (b"S", b"G")
+
+    def asks(self, data: bytes) -> list[bool]:
+        """For each message completed by `data`: whether the client waits after it."""
+        if self.opaque:
+            return [True]
+        self._pending += data
+        found: list[bool] = []
+        while True:
+            started = self._started
+            if len(self._pending) < (5 if started else 8):
+                return found
+            if started:
+                length = struct.unpack("!i", self._pending[1:5])[0] + 1
+                kind_asks = self._pending[0] in _ASKS
+            else:  # untyped: length, then the request or protocol code
+                length, code = struct.unpack("!ii", self._pending[:8])
+                kind_asks = True
+            if len(self._pending) < length:
+                return found
+            if not started:
+                self._requested = code in _REQUESTS
+                self._started = not self._requested
+            del self._pending[:length]
+            found.append(kind_asks)
 
 
 class RoundTripProxy:
@@ -77,7 +125,8 @@ class RoundTripProxy:
         selector = selectors.DefaultSelector()
         selector.register(client, selectors.EVENT_READ, server)
         selector.register(server, selectors.EVENT_READ, client)
-        server_spoke_last = True
+        stream = _ClientStream()
+        waiting, answered = True, True  # a new connection's first message opens a turn
         try:
             while True:
                 for key, _ in selector.select():
@@ -87,14 +136,18 @@ class RoundTripProxy:
                         return
                     if source is client:
                         self.sent += data
-                        if server_spoke_last:
-                            with self._lock:
-                                self._turns += 1
-                            if self._delay:
-                                time.sleep(self._delay)
-                        server_spoke_last = False
+                        for asks in stream.asks(data):
+                            if waiting and answered:
+                                with self._lock:
+                                    self._turns += 1
+                                if self._delay:
+                                    time.sleep(self._delay)
+                                waiting = answered = False
+                            if asks:
+                                waiting, answered = True, False
                     else:
-                        server_spoke_last = True
+                        stream.answered(data)
+                        answered = waiting
                     key.data.sendall(data)
         except OSError:
             return
