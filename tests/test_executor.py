@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import event
 
 from statekeeper import AgentState, InvalidInput, StateManager, Task
@@ -283,6 +285,39 @@ def test_sqlite_timestamps_read_back_as_utc(stored: str | None, expected: dateti
     value = process(stored)
     assert value == expected
     assert value is None or value.tzinfo is UTC
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_sqlite_timestamps_are_written_as_sqlalchemy_writes_them(value: datetime) -> None:
+    """The fast format is byte for byte SQLAlchemy's storage format, in UTC: stored text sorts
+    and compares (retention, a thread's refresh) with what was written before it."""
+    from sqlalchemy.dialects import sqlite
+
+    from statekeeper.models.base import UTCDateTime
+
+    dialect = sqlite.dialect()
+    fast = UTCDateTime().bind_processor(dialect)
+    general = sqlite.DATETIME().bind_processor(dialect)
+    assert fast is not None and general is not None
+    try:
+        utc = value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        with pytest.raises(OverflowError):
+            fast(value)
+        return
+    assert fast(value) == general(utc)
+
+
+def test_a_naive_timestamp_is_refused_before_sqlite() -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from statekeeper.models.base import UTCDateTime
+
+    fast = UTCDateTime().bind_processor(sqlite.dialect())
+    assert fast is not None
+    with pytest.raises(ValueError, match="naive"):
+        fast(datetime(2026, 12, 4, 12, 0))
+    assert fast(None) is None
 
 
 def test_driver_connections_are_parked_and_bounded(store: tuple[StateManager, str]) -> None:
