@@ -297,7 +297,7 @@ def test_sqlite_timestamps_are_written_as_sqlalchemy_writes_them(value: datetime
 
     dialect = sqlite.dialect()
     fast = UTCDateTime().bind_processor(dialect)
-    general = sqlite.DATETIME().bind_processor(dialect)
+    general = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
     assert fast is not None and general is not None
     try:
         utc = value.astimezone(UTC).replace(tzinfo=None)

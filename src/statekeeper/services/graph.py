@@ -400,16 +400,7 @@ def copy_thread(uow: UnitOfWork, source: str, target: str) -> None:
         try:
             sessions.touch(uow, target, utcnow())
         except SessionNotFound:  # SQLite: nobody else writes until this transaction ends
-            sessions.create(
-                uow,
-                session_id=target,
-                kind=KIND,
-                subject=None,
-                task=None,
-                workspace=None,
-                model=None,
-                metadata=origin,
-            )
+            sessions.create_bare(uow, target, KIND, origin)
     for statement in _copy(uow.dialect.name):
         uow.execute(statement, {"source": source, "target": target})
 

@@ -138,16 +138,7 @@ def add(
         try:
             sessions_service.touch(uow, session_id, now)
         except SessionNotFound:
-            sessions_service.create(
-                uow,
-                session_id=session_id,
-                kind=KIND,
-                subject=None,
-                task=None,
-                workspace=None,
-                model=None,
-                metadata={},
-            )
+            sessions_service.create_bare(uow, session_id, KIND)
         for batch in batches:
             uow.execute(q.CHAT_INSERT, batch)
         return

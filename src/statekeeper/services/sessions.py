@@ -29,6 +29,7 @@ __all__ = [
     "cleanup",
     "count",
     "create",
+    "create_bare",
     "delete",
     "get",
     "history",
@@ -126,6 +127,15 @@ def insert_joining(
         broken = violation(exc)
         if broken is None or broken.kind != "foreign_key":
             raise
+    create_bare(uow, session_id, kind)
+    uow.execute(statement, params)
+
+
+def create_bare(
+    uow: UnitOfWork, session_id: str, kind: str, metadata: dict[str, Any] | None = None
+) -> None:
+    """A session that a framework adapter makes for an id it was given: running, of `kind`,
+    with no subject, task, workspace or model."""
     create(
         uow,
         session_id=session_id,
@@ -134,9 +144,8 @@ def insert_joining(
         task=None,
         workspace=None,
         model=None,
-        metadata={},
+        metadata={} if metadata is None else metadata,
     )
-    uow.execute(statement, params)
 
 
 def create(
