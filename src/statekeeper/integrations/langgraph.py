@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -47,13 +46,10 @@ from statekeeper.values import dump_json
 __all__ = ["StatekeeperSaver"]
 
 T = TypeVar("T")
-_REFRESH_AFTER = sessions.REFRESH_AFTER.total_seconds()
-_REMEMBERED = 10_000
-"""Threads whose last refresh a saver remembers; past that it forgets them all at once."""
 Store = str | os.PathLike[str] | URL
 Rows = tuple[Any, Sequence[Any]]
-Refreshed = tuple[str, float] | None
-"""A put's refresh of its thread's session: the thread id and time.monotonic() at the start."""
+Refreshed = tuple[str, float | None]
+"""A put's thread id, and its start (Refreshes.due) if it refreshes the thread's session."""
 
 
 def _config(thread_id: str, namespace: str, checkpoint_id: str) -> RunnableConfig:
@@ -98,8 +94,7 @@ class StatekeeperSaver(BaseCheckpointSaver[int]):
             self._store = conn
         self._options = options
         self._opening = threading.Lock()
-        self._refreshed: dict[str, float] = {}
-        """Thread id -> time.monotonic() of this saver's last put that refreshed its session."""
+        self._refreshes = sessions.Refreshes()
 
     @classmethod
     def from_conn_string(cls, url: Store, *, strict: bool = False, **options: Any) -> Self:
@@ -216,8 +211,7 @@ class StatekeeperSaver(BaseCheckpointSaver[int]):
         typed = self.serde.dumps_typed(checkpoint)
         stored = dump_json(get_serializable_checkpoint_metadata(config, metadata), "metadata")
         key = (thread_id, namespace, checkpoint["id"])
-        started = time.monotonic()
-        refresh = started - self._refreshed.get(thread_id, -_REFRESH_AFTER) >= _REFRESH_AFTER
+        started = self._refreshes.due(thread_id)
 
         def work(uow: UnitOfWork) -> None:
             graph.put(
@@ -227,19 +221,10 @@ class StatekeeperSaver(BaseCheckpointSaver[int]):
                 typed=typed,
                 metadata=stored,
                 strict=self.strict,
-                refresh=refresh,
+                refresh=started is not None,
             )
 
-        return work, _config(*key), (thread_id, started) if refresh else None
-
-    def _remember(self, refreshed: Refreshed) -> None:
-        """Note when a put of this saver last had a thread's session marked changed."""
-        if refreshed is None:
-            return
-        thread_id, when = refreshed
-        if len(self._refreshed) >= _REMEMBERED and thread_id not in self._refreshed:
-            self._refreshed.clear()
-        self._refreshed[thread_id] = when
+        return work, _config(*key), (thread_id, started)
 
     def _writes_work(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, path: str
@@ -317,7 +302,7 @@ class StatekeeperSaver(BaseCheckpointSaver[int]):
         """Store a checkpoint (whole: `new_versions` is not needed) and return its config."""
         work, stored, refreshed = self._put_work(config, checkpoint, metadata)
         self._run(work, write=True)
-        self._remember(refreshed)
+        self._refreshes.done(*refreshed)
         return stored
 
     def put_writes(
@@ -375,7 +360,7 @@ class StatekeeperSaver(BaseCheckpointSaver[int]):
         """`put`, awaited."""
         work, stored, refreshed = self._put_work(config, checkpoint, metadata)
         await self._arun(work, write=True)
-        self._remember(refreshed)
+        self._refreshes.done(*refreshed)
         return stored
 
     async def aput_writes(

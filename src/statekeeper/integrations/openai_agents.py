@@ -4,8 +4,6 @@ history that search finds; needs `pip install 'statekeeper[openai-agents]'`."""
 from __future__ import annotations
 
 import asyncio
-import math
-import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self, TypeVar
@@ -33,7 +31,6 @@ from statekeeper.values import check_id
 __all__ = ["StatekeeperSession"]
 
 T = TypeVar("T")
-_REFRESH_AFTER = sessions.REFRESH_AFTER.total_seconds()
 
 
 class StatekeeperSession:
@@ -52,18 +49,11 @@ class StatekeeperSession:
         self.session_id = check_id(session_id, "session_id")
         self.session_settings = SessionSettings() if session_settings is None else session_settings
         self._owned: AsyncStateManager | None = None
-        self._refreshed = -math.inf
-        """time.monotonic() at the start of this object's last write that marked the session."""
+        self._refreshes = sessions.Refreshes()
         if isinstance(url_or_manager, StateManager | AsyncStateManager):
             self.manager = url_or_manager
         else:
             self.manager = self._owned = AsyncStateManager(url_or_manager)
-
-    def _refresh_due(self) -> tuple[float, bool]:
-        """Now (time.monotonic()), and whether a write should have the statekeeper session
-        marked changed: this object last had it marked over sessions.REFRESH_AFTER ago."""
-        now = time.monotonic()
-        return now, now - self._refreshed >= _REFRESH_AFTER
 
     async def _run(self, fn: Callable[[UnitOfWork], T], *, write: bool) -> T:
         manager = self.manager
@@ -88,10 +78,10 @@ class StatekeeperSession:
         if not rows:
             return
 
-        started, refresh = self._refresh_due()
+        started = self._refreshes.due(self.session_id)
 
         def add(uow: UnitOfWork) -> None:
-            sdk_items.add(uow, self.session_id, rows, refresh=refresh)
+            sdk_items.add(uow, self.session_id, rows, refresh=started is not None)
 
         try:
             await self._run(add, write=True)
@@ -99,17 +89,16 @@ class StatekeeperSession:
             if exc.field != "session_id":
                 raise
             await self._run(add, write=True)  # another writer created the session meanwhile
-        if refresh:
-            self._refreshed = started
+        self._refreshes.done(self.session_id, started)
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item; None when the session has none."""
-        started, refresh = self._refresh_due()
+        started = self._refreshes.due(self.session_id)
         item: TResponseInputItem | None = await self._run(
-            lambda uow: sdk_items.pop(uow, self.session_id, refresh=refresh), write=True
+            lambda uow: sdk_items.pop(uow, self.session_id, refresh=started is not None),
+            write=True,
         )
-        if refresh:
-            self._refreshed = started
+        self._refreshes.done(self.session_id, started)
         return item
 
     async def clear_session(self) -> None:

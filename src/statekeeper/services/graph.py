@@ -53,6 +53,7 @@ def _insert(dialect: str, table: sa.Table) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
+@cache
 def _upsert_checkpoint(dialect: str) -> sa.Insert:
     return dialects.upsert(
         dialect,

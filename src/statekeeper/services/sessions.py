@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from statekeeper.values import ZERO, check_id, check_text, parse_choice, utcnow
 
 __all__ = [
     "REFRESH_AFTER",
+    "Refreshes",
     "calculate_duration",
     "cleanup",
     "count",
@@ -96,6 +98,32 @@ def touch(uow: UnitOfWork, session_id: str, now: datetime) -> None:
 
 REFRESH_AFTER = timedelta(seconds=1)
 """How far a session's `updated_at` may trail the rows appended with `refresh` (SQLite)."""
+
+
+class Refreshes:
+    """When a writer last had each session marked changed by `refresh`, so it can skip even
+    that statement within REFRESH_AFTER; past `remembered` sessions it forgets them all."""
+
+    def __init__(self, remembered: int = 10_000) -> None:
+        self._at: dict[str, float] = {}
+        self._remembered = remembered
+
+    def due(self, session_id: str) -> float | None:
+        """time.monotonic() now if a refresh is due (give it to `done` once the write
+        committed), else None."""
+        now = time.monotonic()
+        last = self._at.get(session_id)
+        if last is not None and now - last < REFRESH_AFTER.total_seconds():
+            return None
+        return now
+
+    def done(self, session_id: str, started: float | None) -> None:
+        """Remember a committed write that refreshed the session (`started` from `due`)."""
+        if started is None:
+            return
+        if len(self._at) >= self._remembered and session_id not in self._at:
+            self._at.clear()
+        self._at[session_id] = started
 
 
 def refresh(uow: UnitOfWork, session_id: str, now: datetime) -> None:
